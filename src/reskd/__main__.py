@@ -1,0 +1,5 @@
+import sys
+
+from reskd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,388 @@
+"""The `reskd` command line: the one place where a config meets the library.
+
+    reskd train CONFIG [--set key=value ...] [--resume]
+    reskd distill CONFIG [--set ...] [--resume]
+    reskd test CONFIG --checkpoint CKPT [--set ...] [--json]
+    reskd demo [--out DIR] [--quick] [--seed S]
+    reskd data synth --out DIR [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from reskd.config import Config, ConfigError, load_config, save_config, to_dict
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks shared by the commands
+
+
+def read_classes_for(cfg: Config) -> list[str]:
+    from reskd.data.formats import read_classes
+
+    if cfg.data.classes:
+        return read_classes(Path(cfg.data.root) / cfg.data.classes
+                            if not Path(cfg.data.classes).is_absolute() else cfg.data.classes)
+    if cfg.model.num_classes < 1:
+        raise ConfigError("set data.classes (a class-name file) or model.num_classes")
+    return [str(i) for i in range(cfg.model.num_classes)]
+
+
+def _list_path(cfg: Config, name: str) -> Path:
+    path = Path(getattr(cfg.data, name))
+    if not str(path):
+        raise ConfigError(f"data.{name} is empty; set it to an annotation list")
+    return path if path.is_absolute() else Path(cfg.data.root) / path
+
+
+def model_kwargs(cfg: Config, num_classes: int) -> dict:
+    m = cfg.model
+    return {"arch": m.arch, "num_classes": num_classes, "block": m.block, "layers": list(m.layers),
+            "widths": list(m.widths), "stem": m.stem, "strides": list(m.strides),
+            "dropout": m.dropout}
+
+
+def build_from_kwargs(kwargs: dict, pretrained: str = "") -> torch.nn.Module:
+    from reskd.models import build_model
+
+    k = dict(kwargs)
+    for key in ("layers", "widths", "strides"):
+        k[key] = tuple(k[key])
+    return build_model(**k, pretrained=pretrained)
+
+
+def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, ...],
+                 num_classes: int, log=print):
+    """The dataset of one annotation list; missing files are an error unless data.skip_missing."""
+    from reskd.data.datasets import Sampling, VideoDataset, ViewSpec, missing_files
+    from reskd.data.formats import read_list
+
+    d = cfg.data
+    path = _list_path(cfg, list_name)
+    entries = read_list(path, format=d.format, num_classes=num_classes)
+    missing = missing_files(entries, d.root, d.format)
+    if missing:
+        head = ", ".join(missing[:3])
+        if not d.skip_missing:
+            raise FileNotFoundError(
+                f"{len(missing)} of {len(entries)} entries of {path} do not exist under data.root="
+                f"{d.root!r} (first: {head}). Fix data.root, or set data.skip_missing=true to "
+                f"leave them out.")
+        log(f"warning: leaving out {len(missing)} missing entries of {path} (first: {head})")
+        gone = set(missing)
+        entries = [e for e in entries if e.path not in gone]
+    views = ViewSpec(sizes=sizes, short_side_ratio=d.short_side_ratio, scales=d.crop_scales,
+                     flip=d.flip, mean=d.mean, std=d.std)
+    sampling = Sampling(d.num_segments, d.clip_len, d.frame_interval)
+    return VideoDataset(entries, d.root, sampling=sampling, views=views, train=train,
+                        num_classes=num_classes, format=d.format, frame_template=d.frame_template,
+                        multi_label=d.multi_label, test_clips=d.test_clips,
+                        test_crops=d.test_crops, seed=cfg.runtime.seed,
+                        cache_decoded=d.cache_decoded and train)
+
+
+def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None) -> dict:
+    d = cfg.data
+    return {"config": to_dict(cfg), "classes": classes, "model_kwargs": kwargs, "size": d.size,
+            "frames": d.clip_len or d.num_segments,
+            "sampling": {"num_segments": d.num_segments, "clip_len": d.clip_len,
+                         "frame_interval": d.frame_interval, "test_clips": d.test_clips,
+                         "test_crops": d.test_crops, "short_side_ratio": d.short_side_ratio},
+            "mean": list(d.mean), "std": list(d.std), "gmacs": gmacs}
+
+
+def gmacs_per_video(model: torch.nn.Module, frames: int, size: int, views: int = 1) -> float:
+    """GMACs per video as the paper counts them (per view x views)."""
+    import copy
+
+    from reskd.efficiency.flops import count_macs
+
+    m = copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format)
+    if hasattr(m, "channels_last"):
+        m.channels_last = False
+    return count_macs(m, torch.zeros(1, frames, 3, size, size)).gmacs * views
+
+
+def load_model_checkpoint(path: str | Path):
+    """(model, checkpoint) from any reskd checkpoint; the model is on CPU in eval mode."""
+    from reskd.engine.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = build_from_kwargs(ckpt["model_kwargs"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict):
+    """The frozen teacher and its input size; mismatches with the config are errors naming both."""
+    from reskd.distill.distiller import freeze
+
+    if not cfg.distill.teacher:
+        raise ConfigError("distill.teacher is empty: give the checkpoint of a teacher trained "
+                          "with `reskd train` (e.g. --set distill.teacher=runs/teacher/model.pt)")
+    teacher, ckpt = load_model_checkpoint(cfg.distill.teacher)
+    t_classes = ckpt["model_kwargs"]["num_classes"]
+    if t_classes != num_classes:
+        raise ValueError(f"teacher {cfg.distill.teacher} has {t_classes} classes but this config "
+                         f"has {num_classes}; distil on the dataset the teacher was trained on")
+    t_frames, s_frames = ckpt["frames"], cfg.data.clip_len or cfg.data.num_segments
+    if t_frames != s_frames:
+        raise ValueError(f"teacher {cfg.distill.teacher} was trained on {t_frames} frames per "
+                         f"clip but the student config uses {s_frames}; they must see the same "
+                         f"frames")
+    student_channels = build_from_kwargs(student_kwargs).feature_channels
+    if teacher.feature_channels != student_channels:
+        raise ValueError(
+            f"teacher {ckpt['model_kwargs']['arch']} has {teacher.feature_channels} feature "
+            f"channels but student {student_kwargs['arch']} has {student_channels}; feature KD "
+            f"needs equal channel counts (use a teacher of the same width, or pixel-level "
+            f"logit KD)")
+    size = cfg.distill.teacher_size or ckpt["size"]
+    return freeze(teacher), size
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print) -> dict:
+    """Trains (or distils) per `cfg`, tests the final model on data.val_list when set.
+
+    Returns {"out": run folder, "model": path of model.pt, "val": metrics or {}}.
+    """
+    from reskd.data.datasets import EpochSampler, make_loader
+    from reskd.engine import distributed as dist_utils
+    from reskd.engine.evaluate import evaluate
+    from reskd.engine.runtime import autocast_dtype, pick_device, precision_name, prepare_model
+    from reskd.engine.train import make_optimizer, make_schedule, train
+
+    r, o = cfg.runtime, cfg.optim
+    device = pick_device(r.device)
+    distributed = dist_utils.init(device)
+    torch.manual_seed(r.seed)
+    out = Path(r.out)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = read_classes_for(cfg)
+    num_classes = cfg.model.num_classes or len(classes)
+    if cfg.model.num_classes and cfg.model.num_classes != len(classes) and cfg.data.classes:
+        raise ConfigError(f"model.num_classes={cfg.model.num_classes} but {cfg.data.classes} "
+                          f"lists {len(classes)} classes; set one to match the other")
+    kwargs = model_kwargs(cfg, num_classes)
+    teacher, sizes = None, (cfg.data.size,)
+    if distill:
+        teacher, teacher_size = load_teacher(cfg, num_classes, kwargs)
+        sizes = (teacher_size, cfg.data.size)
+        if teacher_size < cfg.data.size:
+            raise ConfigError(f"teacher size {teacher_size} is below the student size "
+                              f"{cfg.data.size}; ResKD distils from high to low resolution")
+    model = build_from_kwargs(kwargs, pretrained=cfg.model.pretrained)
+    gmacs = gmacs_per_video(model, cfg.data.clip_len or cfg.data.num_segments, cfg.data.size,
+                            cfg.data.test_clips * cfg.data.test_crops)
+    context = checkpoint_context(cfg, classes, kwargs, gmacs)
+    if dist_utils.is_main():
+        save_config(cfg, out / "config.yaml")
+    amp = autocast_dtype(r.precision, device)
+    model = prepare_model(model, device, r.channels_last)
+    if teacher is not None:
+        teacher = prepare_model(teacher, device, r.channels_last)
+    train_set = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
+                             log=log)
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = DistributedSampler(train_set, num_replicas=dist_utils.world_size(),
+                                 rank=dist_utils.rank(), shuffle=True, seed=r.seed, drop_last=True)
+    loader = make_loader(train_set, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
+                         sampler=EpochSampler(sampler), drop_last=True)
+    if len(loader) == 0:
+        raise ConfigError(f"the training list has {len(train_set)} videos, fewer than one batch "
+                          f"of data.batch_size={cfg.data.batch_size} per process")
+    train_model = model
+    if distributed:
+        if cfg.runtime.sync_bn:
+            train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(model.parameters(), optimizer=o.optimizer, lr=o.lr,
+                               momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    schedule = make_schedule(schedule=o.schedule, epochs=o.epochs, steps_per_epoch=len(loader),
+                             warmup_epochs=o.warmup_epochs)
+    evaluate_fn = None
+    if cfg.data.val_list:
+        val_set = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
+                               num_classes=num_classes, log=log)
+        from reskd.engine.distributed import ShardSampler
+
+        val_loader = make_loader(val_set, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
+                                 sampler=ShardSampler(len(val_set)))
+
+        def evaluate_fn(m):
+            return evaluate(m, val_loader, device=device, amp_dtype=amp,
+                            multi_label=cfg.data.multi_label, progress=r.progress)
+
+    if dist_utils.is_main():
+        what = "distilling" if distill else "training"
+        log(f"{what} {cfg.model.arch} at {cfg.data.size}px"
+            + (f" from a {sizes[0]}px teacher" if distill else "")
+            + f" on {len(train_set)} videos, {o.epochs} epochs, {device}, "
+              f"{precision_name(amp)}{', channels_last' if r.channels_last else ''}; "
+              f"{gmacs:.3f} GMACs per video; run folder {out}")
+    state = train(model=train_model, loader=loader, optimizer=optimizer, schedule=schedule,
+                  epochs=o.epochs, device=device, amp_dtype=amp, out_dir=out, context=context,
+                  teacher=teacher, alpha=cfg.distill.alpha, teacher_bn=cfg.distill.teacher_bn,
+                  grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
+                  val_every=r.val_every, progress=r.progress, log=log)
+    val = state.history[-1].get("val", {}) if state.history else {}
+    return {"out": str(out), "model": str(out / "model.pt"), "val": val}
+
+
+def run_test(cfg: Config, checkpoint: str | Path, *, log=print) -> dict:
+    """Multi-view test of a checkpoint on data.val_list; sizes and sampling from the config."""
+    from reskd.data.datasets import make_loader
+    from reskd.engine import distributed as dist_utils
+    from reskd.engine.distributed import ShardSampler
+    from reskd.engine.evaluate import evaluate
+    from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
+
+    device = pick_device(cfg.runtime.device)
+    dist_utils.init(device)
+    model, ckpt = load_model_checkpoint(checkpoint)
+    classes = ckpt["classes"]
+    dataset = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
+                           num_classes=len(classes), log=log)
+    loader = make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
+                         sampler=ShardSampler(len(dataset)))
+    model = prepare_model(model, device, cfg.runtime.channels_last)
+    amp = autocast_dtype(cfg.runtime.precision, device)
+    result = evaluate(model, loader, device=device, amp_dtype=amp,
+                      multi_label=cfg.data.multi_label, progress=cfg.runtime.progress)
+    result["videos_per_s"] = result["num_videos"] / max(result["seconds"], 1e-9)
+    result["size"] = cfg.data.size
+    result["views"] = cfg.data.test_clips * cfg.data.test_crops
+    return result
+
+
+def format_test(result: dict) -> str:
+    lines = [f"videos: {result['num_videos']}  failed: {len(result['failed'])}  "
+             f"views per video: {result['views']}  size: {result['size']}",
+             f"top-1: {result['top1']:.2f}%  top-5: {result['top5']:.2f}%  "
+             f"mean class accuracy: {result['mean_class_acc']:.2f}%"]
+    if "mAP" in result:
+        lines.append(f"mAP: {result['mAP']:.2f}%")
+    for f in result["failed"][:20]:
+        lines.append(f"failed: {f}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _config_from(args) -> Config:
+    return load_config(args.config, args.set or [])
+
+
+def cmd_train(args) -> int:
+    result = run_train(_config_from(args), distill=False, resume=args.resume)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_distill(args) -> int:
+    result = run_train(_config_from(args), distill=True, resume=args.resume)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_test(args) -> int:
+    from reskd.engine import distributed as dist_utils
+
+    result = run_test(_config_from(args), args.checkpoint)
+    if dist_utils.is_main():
+        print(json.dumps(result, indent=2) if args.json else format_test(result))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from reskd.demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick, seed=args.seed)
+    return 0
+
+
+def cmd_data_synth(args) -> int:
+    from reskd.data.synth import make_synth_dataset
+
+    kwargs = {"seed": args.seed}
+    if args.num_train:
+        kwargs["num_train"] = args.num_train
+    if args.num_val:
+        kwargs["num_val"] = args.num_val
+    info = make_synth_dataset(args.out, **kwargs)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reskd", description="Cross-resolution knowledge "
+                                "distillation (ResKD) for efficient video recognition.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help: str) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help)
+        q.add_argument("config", help="YAML config (see configs/)")
+        q.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set optim.lr=0.02 (repeatable)")
+        return q
+
+    q = with_config("train", "train a model (a teacher, or a baseline at any resolution)")
+    q.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    q.set_defaults(func=cmd_train)
+    q = with_config("distill", "distil a low-resolution student from a teacher checkpoint")
+    q.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    q.set_defaults(func=cmd_distill)
+    q = with_config("test", "multi-view test of a checkpoint on data.val_list")
+    q.add_argument("--checkpoint", required=True, help="model.pt or checkpoint.pt of a run")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q.set_defaults(func=cmd_test)
+
+    q = sub.add_parser("demo", help="the whole ResKD story on embedded synthetic video data")
+    q.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    q.add_argument("--quick", action="store_true", help="tiny smoke run (< 3 min)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_demo)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command",
+                                                                        required=True)
+    q = data.add_parser("synth", help="write the embedded synthetic video dataset (MP4 + lists)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--num-train", type=int, default=0, help="clips (default 6000)")
+    q.add_argument("--num-val", type=int, default=0, help="clips (default 1000)")
+    q.set_defaults(func=cmd_data_synth)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"reskd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reskd: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        from reskd.engine import distributed as dist_utils
+
+        dist_utils.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Typed run configuration: small dataclasses, strict YAML loading, `--set a.b=value` overrides.
+
+Every key of a YAML file must be a field here; an unknown key is an error that suggests the
+closest valid one. The resolved config is saved beside every run and inside every checkpoint.
+Library functions never take a whole `Config`: the CLI unpacks what each one needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ConfigError(ValueError):
+    """A config value or key that cannot be used; the message says how to fix it."""
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # data root; list paths are relative to it
+    train_list: str = ""
+    val_list: str = ""
+    classes: str = ""  # class-name file, one name per line, line i = label i
+    format: str = "video"  # "video" (path label ...) or "rawframes" (dir total_frames label ...)
+    frame_template: str = "img_{:05d}.jpg"  # raw-frame file names, 1-based index
+    num_segments: int = 8  # TSN segments per clip (frames per clip)
+    clip_len: int = 0  # > 0: dense sampling of clip_len frames (SlowOnly 8, Swin 32) instead of segments
+    frame_interval: int = 1  # dense sampling: frames between sampled frames
+    test_clips: int = 1  # temporal views at test time
+    test_crops: int = 1  # 1 = centre crop, 3 = three crops along the long side
+    size: int = 224  # input size of the model being trained or tested
+    short_side_ratio: float = 256 / 224  # short side = round(size * ratio) before cropping
+    crop_scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    flip: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    multi_label: bool = False
+    batch_size: int = 8
+    workers: int = -1  # -1: sized to the machine
+    cache_decoded: bool = False  # keep decoded training videos in memory (small datasets)
+    skip_missing: bool = False  # leave out list entries whose files do not exist (else: error)
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet50"  # resnet18/34/50/101/152 or "resnet" (custom, see below)
+    num_classes: int = 0  # 0: the number of lines in data.classes
+    pretrained: str = ""  # "" | "imagenet" (torchvision weights API) | path to a state dict
+    # Custom ResNet family (arch "resnet"): small CPU models and the paper's R50-S strides.
+    block: str = "basic"  # "basic" or "bottleneck"
+    layers: tuple[int, ...] = (1, 1, 1, 1)
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "small": 3x3/2 conv only
+    strides: tuple[int, ...] = (1, 2, 2, 2)  # per stage; R50-S is (1, 1, 2, 2)
+    dropout: float = 0.5
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "sgd"  # "sgd" (Nesterov) or "adamw"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # "cosine" or "onecycle"
+    warmup_epochs: float = 0.0
+    epochs: int = 50
+    grad_clip: float = 20.0  # max grad norm; 0 disables
+
+
+@dataclass
+class DistillConfig:
+    teacher: str = ""  # checkpoint made by `reskd train`
+    teacher_size: int = 0  # 0: the size stored in the teacher checkpoint
+    alpha: float = 100.0  # weight of the feature KD loss
+    teacher_bn: str = "train"  # "train" (batch statistics, as the authors) or "eval"
+
+
+@dataclass
+class RuntimeConfig:
+    out: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda"
+    precision: str = "auto"  # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
+    channels_last: bool = True
+    progress: bool = True
+    val_every: int = 0  # validate every N epochs (0: only at the end)
+    sync_bn: bool = False  # SyncBatchNorm for the student under DDP
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overriding, saving
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Converts a YAML value to the field's type, or raises a ConfigError naming the key."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(annotation)
+        item = args[0]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, item, where) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}: {value!r}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported field type {annotation!r}")  # pragma: no cover
+
+
+def _unknown_key(key: str, valid: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" Did you mean '{where}{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{where}{key}'.{hint} Valid keys: {', '.join(valid)}")
+
+
+def _update(obj: Any, values: dict, where: str = "") -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    hints = typing.get_type_hints(type(obj))
+    for key, value in values.items():
+        if key not in fields:
+            raise _unknown_key(str(key), list(fields), where)
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _update(current, value, f"{where}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. optim.lr=0.1), got {text!r}")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Loads a YAML config (or the defaults) and applies `a.b=value` overrides, strictly."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+        _update(cfg, values)
+    for text in overrides:
+        keys, value = parse_override(text)
+        nested: Any = value
+        for k in reversed(keys):
+            nested = {k: nested}
+        _update(cfg, nested)
+    validate(cfg)
+    return cfg
+
+
+def _check_choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+def validate(cfg: Config) -> None:
+    """Range and choice checks that types alone cannot express."""
+    d, m, o, k, r = cfg.data, cfg.model, cfg.optim, cfg.distill, cfg.runtime
+    _check_choice(d.format, ("video", "rawframes"), "data.format")
+    _check_choice(m.block, ("basic", "bottleneck"), "model.block")
+    _check_choice(m.stem, ("imagenet", "small"), "model.stem")
+    _check_choice(o.optimizer, ("sgd", "adamw"), "optim.optimizer")
+    _check_choice(o.schedule, ("cosine", "onecycle"), "optim.schedule")
+    _check_choice(k.teacher_bn, ("train", "eval"), "distill.teacher_bn")
+    _check_choice(r.precision, ("auto", "bf16", "fp16", "fp32"), "runtime.precision")
+    _check_choice(r.device, ("auto", "cpu", "cuda"), "runtime.device")
+    _check_choice(str(d.test_crops), ("1", "3"), "data.test_crops")
+    for key, value in [("data.num_segments", d.num_segments), ("data.size", d.size),
+                       ("data.batch_size", d.batch_size), ("data.test_clips", d.test_clips),
+                       ("optim.epochs", o.epochs)]:
+        if value < 1:
+            raise ConfigError(f"{key}: must be at least 1, got {value}")
+    if o.lr <= 0:
+        raise ConfigError(f"optim.lr: must be positive, got {o.lr}")
+    if not d.crop_scales or any(not 0 < s <= 1 for s in d.crop_scales):
+        raise ConfigError(f"data.crop_scales: each scale must be in (0, 1], got {d.crop_scales}")
+    if d.short_side_ratio < 1:
+        raise ConfigError(f"data.short_side_ratio: must be >= 1, got {d.short_side_ratio}")
+    if len(m.layers) != len(m.widths) or len(m.layers) != len(m.strides):
+        raise ConfigError(
+            f"model.layers, model.widths and model.strides need one entry per stage; got "
+            f"{len(m.layers)}, {len(m.widths)} and {len(m.strides)}")
+    if k.alpha < 0:
+        raise ConfigError(f"distill.alpha: must be >= 0, got {k.alpha}")
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain dict (tuples as lists) for YAML, JSON and checkpoints."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def from_dict(values: dict) -> Config:
+    cfg = Config()
+    _update(cfg, values)
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+

@@ -1,0 +1,75 @@
+"""Multi-view evaluation: every video's views (clips x crops) batched, scores averaged per video.
+
+Scores are averaged as softmax probabilities ("prob", default) or raw logits ("logit").
+Videos that fail to decode are listed in the result, never silently dropped; metrics are
+computed on the videos that decoded. Under DDP each process scores a disjoint shard and the
+scores are gathered, so every video counts exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from reskd import metrics
+from reskd.engine import distributed as dist_utils
+from reskd.engine.runtime import autocast
+
+
+@torch.inference_mode()
+def predict_scores(model: nn.Module, loader, *, device: torch.device,
+                   amp_dtype: torch.dtype | None, average: str = "prob",
+                   progress: bool = True) -> dict:
+    """Video-level scores for this process's shard: {"index", "scores", "failed", "seconds"}."""
+    if average not in ("prob", "logit"):
+        raise ValueError(f"average must be 'prob' or 'logit', got {average!r}")
+    model.eval()
+    indices, scores, failed = [], [], []
+    start = time.perf_counter()
+    for batch in tqdm(loader, desc="test", disable=not (progress and dist_utils.is_main()),
+                      leave=False, dynamic_ncols=True):
+        views = batch["views"][0].to(device)  # (N, V, T, C, H, W)
+        n, v = views.shape[:2]
+        with autocast(device, amp_dtype):
+            logits = model(views.flatten(0, 1)).float()  # (N*V, K)
+        logits = logits.unflatten(0, (n, v))  # (N, V, K)
+        s = logits.softmax(-1) if average == "prob" else logits
+        scores.append(s.mean(1).cpu())  # (N, K)
+        indices.append(batch["index"])
+        failed += [(i, f) for i, f in zip(batch["index"].tolist(), batch["failed"]) if f]
+    return {"index": torch.cat(indices).numpy() if indices else np.zeros(0, np.int64),
+            "scores": torch.cat(scores).numpy() if scores else np.zeros((0, 0), np.float32),
+            "failed": failed, "seconds": time.perf_counter() - start}
+
+
+def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch.dtype | None,
+             multi_label: bool = False, average: str = "prob", progress: bool = True) -> dict:
+    """top-1/top-5/mean class accuracy (single-label) or mAP (multi-label) over the whole list."""
+    part = predict_scores(model, loader, device=device, amp_dtype=amp_dtype, average=average,
+                          progress=progress)
+    parts = dist_utils.all_gather_objects(part)
+    index = np.concatenate([p["index"] for p in parts])
+    scores = np.concatenate([p["scores"] for p in parts if len(p["scores"])])
+    failed_at = dict(f for p in parts for f in p["failed"])  # index -> "path\treason"
+    failed = [failed_at[i] for i in sorted(failed_at)]
+    dataset = loader.dataset
+    keep = np.array([i not in failed_at for i in index.tolist()], dtype=bool)
+    index, scores = index[keep], scores[keep]
+    result = {"num_videos": int(len(index)), "failed": failed,
+              "seconds": max(p["seconds"] for p in parts)}
+    if len(index) == 0:
+        raise RuntimeError(f"no video of the test list could be decoded ({len(failed)} failed); "
+                           f"first: {failed[:3]}")
+    labels = [dataset.entries[i].labels for i in index]
+    if multi_label:
+        targets = metrics.labels_to_multihot(labels, scores.shape[1])
+        result["mAP"] = metrics.mean_average_precision(scores, targets)
+    first = np.array([lab[0] for lab in labels])
+    top = metrics.topk_accuracy(scores, first, ks=(1, 5))
+    result["top1"], result["top5"] = top[1], top[5]
+    result["mean_class_acc"] = metrics.mean_class_accuracy(scores, first)
+    return result

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny real videos written with PyAV inside the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+def write_video(path: Path, frames: np.ndarray, *, codec: str = "libx264rgb", fps: int = 25,
+                options: dict | None = None) -> Path:
+    """Writes (T, H, W, C) uint8 frames; libx264rgb with qp 0 is lossless RGB."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t, h, w, _ = frames.shape
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = w, h
+        if codec == "libx264rgb":
+            stream.pix_fmt = "rgb24"
+            stream.options = {"qp": "0", "preset": "ultrafast", **(options or {})}
+        else:
+            stream.pix_fmt = "yuv420p"
+            stream.options = options or {}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def numbered_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Random frames whose top-left pixel encodes the frame number (R channel = 10 * i)."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+    frames[:, 0, 0, 0] = np.arange(t) * 10
+    return frames
+
+
+@pytest.fixture
+def tiny_video(tmp_path) -> tuple[Path, np.ndarray]:
+    frames = numbered_frames(12, 32, 48)
+    return write_video(tmp_path / "clip.mp4", frames), frames
