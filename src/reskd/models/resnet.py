@@ -9,6 +9,8 @@ that (a 1x1 map upsampled is constant).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
@@ -54,7 +56,7 @@ class ResNetTrunk(nn.Module):
             self.add_module(f"layer{i}", self._make_layer(block_cls, width, n, stride))
         self.num_stages = len(layers)
         self.out_channels = widths[-1] * block_cls.expansion
-        self.stride = (4 if stem == "imagenet" else 2) * int(torch.tensor(strides).prod())
+        self.stride = (4 if stem == "imagenet" else 2) * math.prod(strides)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
