@@ -136,6 +136,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if annotation is str:
+        if value is None:  # `--set data.val_list=` or an empty YAML value
+            return ""
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{where}: expected a string, got {value!r}")

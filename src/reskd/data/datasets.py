@@ -216,4 +216,9 @@ def make_loader(dataset: VideoDataset, *, batch_size: int, workers: int,
     workers = default_workers() if workers < 0 else workers
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       drop_last=drop_last, persistent_workers=workers > 0,
-                      prefetch_factor=4 if workers else None)
+                      prefetch_factor=4 if workers else None, worker_init_fn=_one_thread)
+
+
+def _one_thread(_: int) -> None:
+    # Loader workers resize small frames; intra-op threads there only fight the trainer's.
+    torch.set_num_threads(1)

@@ -18,6 +18,7 @@ class TSN(nn.Module):
                  dropout: float = 0.5):
         super().__init__()
         self.backbone = backbone
+        self.pool = nn.AdaptiveAvgPool2d(1)  # a module, so op counters see it (mmcv convention)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(feature_channels, num_classes)
         nn.init.normal_(self.fc.weight, std=0.01)
@@ -35,11 +36,13 @@ class TSN(nn.Module):
         return f.unflatten(0, (n, t))  # (N, T, C', h, w)
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
-        pooled = f.mean(dim=(-2, -1))  # (N, T, C')
-        return self.fc(self.dropout(pooled)).mean(dim=1)  # (N, T, K) -> (N, K)
+        return self.fc(self.dropout(self._pool(f))).mean(dim=1)  # (N, T, K) -> (N, K)
 
     def frame_logits(self, f: torch.Tensor) -> torch.Tensor:
-        return self.fc(f.mean(dim=(-2, -1)))  # (N, T, K)
+        return self.fc(self._pool(f))  # (N, T, K)
+
+    def _pool(self, f: torch.Tensor) -> torch.Tensor:
+        return self.pool(f.flatten(0, 1)).flatten(1).unflatten(0, f.shape[:2])  # (N, T, C')
 
     def pixel_logits(self, f: torch.Tensor) -> torch.Tensor:
         logits = self.fc(f.movedim(2, -1))  # (N, T, h, w, K)
