@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -339,6 +340,40 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from reskd.predict import format_predictions, predict_checkpoint
+
+    results = predict_checkpoint(args.checkpoint, args.videos, topk=args.topk,
+                                 device=args.device, precision=args.precision)
+    print(json.dumps(results, indent=2) if args.json else format_predictions(results))
+    return 1 if results and all("error" in r for r in results) else 0
+
+
+def cmd_export(args) -> int:
+    from reskd.export import run_export
+
+    print(json.dumps(run_export(args.checkpoint, format=args.format, out=args.out,
+                                batch=args.batch, opset=args.opset), indent=2))
+    return 0
+
+
+def cmd_viz_erf(args) -> int:
+    from reskd.analysis.viz import viz_erf
+
+    pos = tuple(args.position) if args.position else None
+    print(json.dumps(viz_erf(args.baseline, args.reskd, args.videos, args.out,
+                             teacher_ckpt=args.teacher, position=pos), indent=2))
+    return 0
+
+
+def cmd_viz_attention(args) -> int:
+    from reskd.analysis.viz import viz_attention
+
+    print(json.dumps(viz_attention(args.baseline, args.reskd, args.video, args.out,
+                                   max_frames=args.max_frames), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reskd", description="Cross-resolution knowledge "
                                 "distillation (ResKD) for efficient video recognition.")
@@ -368,6 +403,42 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_demo)
 
+    q = sub.add_parser("predict", help="top-k classes of video files from a checkpoint alone")
+    q.add_argument("videos", nargs="+", metavar="VIDEO")
+    q.add_argument("--checkpoint", required=True, help="model.pt (or checkpoint.pt) of a run")
+    q.add_argument("--topk", type=int, default=5)
+    q.add_argument("--json", action="store_true", help="print the results as JSON")
+    q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    q.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    q.set_defaults(func=cmd_predict)
+
+    q = sub.add_parser("export", help="the student alone: verified ONNX, or a model-only checkpoint")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--format", default="onnx", choices=["onnx", "checkpoint"])
+    q.add_argument("--out", default=None, help="default: CKPT with .onnx / <stem>.student.pt")
+    q.add_argument("--batch", type=int, default=1, help="batch used for tracing and timing")
+    q.add_argument("--opset", type=int, default=17)
+    q.set_defaults(func=cmd_export)
+
+    viz = sub.add_parser("viz", help="Figure 4: ERF and attention, baseline vs ResKD")
+    viz = viz.add_subparsers(dest="viz_command", required=True)
+    q = viz.add_parser("erf", help="effective receptive fields averaged over the videos' test clips")
+    q.add_argument("videos", nargs="+", metavar="VIDEO")
+    q.add_argument("--baseline", required=True, help="baseline student checkpoint")
+    q.add_argument("--reskd", required=True, help="ResKD student checkpoint")
+    q.add_argument("--teacher", default=None, help="also show the teacher's ERF at its size")
+    q.add_argument("--position", type=int, nargs=2, metavar=("ROW", "COL"), default=None,
+                   help="feature-map pixel (default: centre, or bottom-right of the central 2x2)")
+    q.add_argument("--out", default="erf.png")
+    q.set_defaults(func=cmd_viz_erf)
+    q = viz.add_parser("attention", help="activation-based attention overlays on one video")
+    q.add_argument("video", metavar="VIDEO")
+    q.add_argument("--baseline", required=True)
+    q.add_argument("--reskd", required=True)
+    q.add_argument("--max-frames", type=int, default=8)
+    q.add_argument("--out", default="attention.png")
+    q.set_defaults(func=cmd_viz_attention)
+
     data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command",
                                                                         required=True)
     q = data.add_parser("synth", help="write the embedded synthetic video dataset (MP4 + lists)")
@@ -383,8 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"reskd: error: {e}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, ValueError, ImportError, RuntimeError) as e:
+        if os.environ.get("RESKD_DEBUG"):
+            raise
+        print(f"reskd: error: {e}  (set RESKD_DEBUG=1 for a traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("reskd: interrupted", file=sys.stderr)

@@ -42,7 +42,8 @@ class TSN(nn.Module):
         return self.fc(self._pool(f))  # (N, T, K)
 
     def _pool(self, f: torch.Tensor) -> torch.Tensor:
-        return self.pool(f.flatten(0, 1)).flatten(1).unflatten(0, f.shape[:2])  # (N, T, C')
+        # -1 for N keeps the batch axis dynamic in ONNX export (a traced shape would freeze it)
+        return self.pool(f.flatten(0, 1)).flatten(1).unflatten(0, (-1, f.shape[1]))  # (N, T, C')
 
     def pixel_logits(self, f: torch.Tensor) -> torch.Tensor:
         logits = self.fc(f.movedim(2, -1))  # (N, T, h, w, K)

@@ -1,0 +1,96 @@
+"""Figures for the paper's Figure 4: ERFs side by side (4a) and attention overlays (4b).
+
+The only module that imports matplotlib. It draws on an Agg canvas through the object API
+(`Figure`, `FigureCanvasAgg`), never pyplot, so it needs no display and leaves the caller's
+global backend alone (a notebook's, say).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+CMAP = "viridis"  # high values are bright yellow, as in the paper's figure
+
+
+def _figure(width: float, height: float):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(f"plots need matplotlib: pip install matplotlib ({e})") from e
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, out_png: str | Path) -> Path:
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, format="png", bbox_inches="tight")
+    return out_png
+
+
+def plot_erfs(erfs: Sequence[np.ndarray], titles: Sequence[str], out_png: str | Path) -> Path:
+    """ERF maps (H, W) side by side on one colour scale [0, 1]; sizes may differ."""
+    if len(erfs) != len(titles) or not erfs:
+        raise ValueError(f"give one title per ERF map: got {len(erfs)} maps and "
+                         f"{len(titles)} titles")
+    fig = _figure(3.2 * len(erfs) + 0.6, 3.4)
+    axes = fig.subplots(1, len(erfs), squeeze=False)[0]
+    for ax, erf, title in zip(axes, erfs, titles):
+        erf = np.asarray(erf)
+        if erf.ndim != 2:
+            raise ValueError(f"an ERF map must be (H, W), got shape {erf.shape} for {title!r}")
+        image = ax.imshow(erf, cmap=CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(f"{title}\n{erf.shape[0]}x{erf.shape[1]}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=list(axes), fraction=0.03, pad=0.02)
+    return _save(fig, out_png)
+
+
+def plot_erf_pair(erf_a: np.ndarray, erf_b: np.ndarray, titles: Sequence[str],
+                  out_png: str | Path) -> Path:
+    """Figure 4a: two ERFs (e.g. baseline and ResKD student) on the same colour scale."""
+    return plot_erfs([erf_a, erf_b], titles, out_png)
+
+
+def plot_attention_overlay(frames: np.ndarray, maps_a: np.ndarray, maps_b: np.ndarray,
+                           titles: Sequence[str], out_png: str | Path, *,
+                           alpha: float = 0.5) -> Path:
+    """Figure 4b: rows = frames (T, H, W, C) uint8, frames + maps_a, frames + maps_b.
+
+    Maps are (T, h, w) in [0, 1] (see `attention_maps`), bilinearly upsampled to the frame size.
+    `titles` names the two map rows, e.g. ("baseline", "ResKD").
+    """
+    from reskd.analysis.attention import upsample_maps
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    if len(titles) != 2:
+        raise ValueError(f"give two titles (one per map row), got {list(titles)}")
+    t, h, w = frames.shape[:3]
+    rows = [None]
+    for name, maps in zip(titles, (maps_a, maps_b)):
+        maps = np.asarray(maps)
+        if maps.ndim != 3 or maps.shape[0] != t:
+            raise ValueError(f"{name!r} maps must be (T={t}, h, w) to match the frames, got "
+                             f"{maps.shape}")
+        rows.append(upsample_maps(maps, (h, w)).numpy())  # (T, H, W)
+    fig = _figure(1.6 * t + 0.8, 1.6 * 3)
+    axes = fig.subplots(3, t, squeeze=False)
+    for r, (label, maps) in enumerate(zip(("frames", *titles), rows)):
+        for k in range(t):
+            ax = axes[r, k]
+            ax.imshow(frames[k])
+            if maps is not None:
+                ax.imshow(maps[k], cmap=CMAP, vmin=0.0, vmax=1.0, alpha=alpha)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_ylabel(label, fontsize=9)
+    return _save(fig, out_png)
