@@ -8,32 +8,18 @@ the meta device: counts depend on shapes only, so they are exact and take well u
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torchvision
-from torch import nn
 
 from reskd.efficiency.flops import count_macs
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _slowonly_builder() -> Callable[[], nn.Module]:
-    # reskd.models has no SlowOnly yet; the reference builder lives with its test.
-    spec = importlib.util.spec_from_file_location("_test_flops", ROOT / "tests" / "test_flops.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return lambda: module.reference_slowonly_r50(num_classes=400)
+from reskd.models import build_model
 
 
 def main() -> int:
-    slowonly = _slowonly_builder()
     # (name, builder, input shape for one view, views, size, paper GMACs, relative tolerance)
     cells = [
         (f"TSN-R50 16f {s}", lambda: torchvision.models.resnet50(weights=None, num_classes=200),
@@ -41,7 +27,8 @@ def main() -> int:
         for s, paper in [(224, 65.9), (144, 28.3), (112, 17.4), (96, 12.1), (72, 8.3), (56, 4.8)]
     ]
     cells += [
-        (f"SlowOnly-R50 8x8 {s} x30", slowonly, (1, 3, 8, s, s), 30, paper, 0.005)
+        (f"SlowOnly-R50 8x8 {s} x30", lambda: build_model("slowonly_r50", num_classes=400),
+         (1, 8, 3, s, s), 30, paper, 0.005)
         for s, paper in [(224, 1260.0), (112, 332.0)]
     ]
     cells += [

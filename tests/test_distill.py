@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reskd.distill.distiller import distill_loss, freeze, set_teacher_mode
+from reskd.distill.distiller import KDWeights, distill_loss, freeze, set_teacher_mode
 from reskd.distill.losses import feature_kd, resize_features
 from reskd.models import build_model
 
@@ -39,7 +39,7 @@ def test_gradients_reach_the_student_only_and_teacher_is_unchanged():
     opt = torch.optim.SGD([p for p in student.parameters()], lr=0.1)
     x_t = torch.randn(2, 3, 3, 32, 32)
     x_s = F.avg_pool2d(x_t.flatten(0, 1), 2).unflatten(0, (2, 3))
-    parts = distill_loss(student, teacher, x_s, x_t, torch.tensor([1, 3]), alpha=100.0)
+    parts = distill_loss(student, teacher, x_s, x_t, torch.tensor([1, 3]))
     assert set(parts) >= {"loss", "ce", "kd", "logits"}
     parts["loss"].backward()
     assert all(p.grad is None for p in teacher.parameters())
@@ -47,7 +47,7 @@ def test_gradients_reach_the_student_only_and_teacher_is_unchanged():
     opt.step()
     for k, v in teacher.state_dict().items():
         torch.testing.assert_close(v, before[k], msg=k)
-    torch.testing.assert_close(parts["loss"], parts["ce"] + 100.0 * parts["kd"])
+    torch.testing.assert_close(parts["loss"], parts["ce"] + 100.0 * parts["feature_kd"])
 
 
 def test_teacher_bn_modes():
@@ -59,3 +59,21 @@ def test_teacher_bn_modes():
     assert not any(m.training for m in bns)
     with pytest.raises(ValueError):
         set_teacher_mode(teacher, "frozen")
+
+
+def test_every_kd_variant_can_be_combined_and_only_active_terms_run():
+    torch.manual_seed(0)
+    teacher = freeze(build_model(num_classes=5, **SMALL))
+    student = build_model(num_classes=5, **SMALL)
+    set_teacher_mode(teacher, "train")
+    x_t = torch.randn(2, 3, 3, 32, 32)
+    x_s = F.avg_pool2d(x_t.flatten(0, 1), 2).unflatten(0, (2, 3))
+    labels = torch.tensor([0, 4])
+    w = KDWeights(feature=0.0, clip=1.0, frame=2.0, pixel_logit=3.0, temperature=2.0)
+    parts = distill_loss(student, teacher, x_s, x_t, labels, weights=w)
+    assert "feature_kd" not in parts
+    expected = parts["ce"] + parts["clip_kd"] + 2 * parts["frame_kd"] + 3 * parts["pixel_logit_kd"]
+    torch.testing.assert_close(parts["loss"].detach(), expected)
+    parts["loss"].backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert student.fc.weight.grad.abs().sum() > 0

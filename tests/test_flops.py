@@ -13,6 +13,7 @@ import torchvision
 from torch import nn
 
 from reskd.efficiency.flops import MacCount, count_macs
+from reskd.models import build_model
 
 G = 1e9
 
@@ -198,57 +199,6 @@ def test_meta_counts_equal_real_counts() -> None:
 
 # ---- the paper's cells -----------------------------------------------------------------------
 
-# A SlowOnly-R50 8x8 as mmaction2 builds it (ResNet3dSlowOnly + I3DHead), kept here until
-# reskd.models has its own; bench/bench_flops.py loads it from this file.
-
-
-class _Bottleneck3d(nn.Module):
-    def __init__(self, in_channels: int, width: int, stride: int, temporal_kernel: int) -> None:
-        super().__init__()
-        out_channels = 4 * width
-        self.conv1 = nn.Conv3d(in_channels, width, (temporal_kernel, 1, 1),
-                               padding=(temporal_kernel // 2, 0, 0), bias=False)
-        self.bn1 = nn.BatchNorm3d(width)
-        self.conv2 = nn.Conv3d(width, width, (1, 3, 3), stride=(1, stride, stride),
-                               padding=(0, 1, 1), bias=False)
-        self.bn2 = nn.BatchNorm3d(width)
-        self.conv3 = nn.Conv3d(width, out_channels, 1, bias=False)
-        self.bn3 = nn.BatchNorm3d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride), bias=False),
-                nn.BatchNorm3d(out_channels),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, T, H, W)
-        identity = x if self.downsample is None else self.downsample(x)
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.relu(self.bn2(self.conv2(x)))
-        return self.relu(self.bn3(self.conv3(x)) + identity)
-
-
-def reference_slowonly_r50(num_classes: int = 400) -> nn.Module:
-    """1x7x7 stem stride 1x2x2, 1x3x3 max-pool stride 1x2x2, temporal kernel 3 in res4/res5."""
-    layers: list[nn.Module] = [
-        nn.Conv3d(3, 64, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
-        nn.BatchNorm3d(64),
-        nn.ReLU(inplace=True),
-        nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
-    ]
-    channels = 64
-    for stage, (blocks, width, temporal_kernel) in enumerate(
-        zip([3, 4, 6, 3], [64, 128, 256, 512], [1, 1, 3, 3])
-    ):
-        for block in range(blocks):
-            stride = 2 if block == 0 and stage > 0 else 1
-            layers.append(_Bottleneck3d(channels, width, stride, temporal_kernel))
-            channels = 4 * width
-    head = [nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
-    return nn.Sequential(*layers, *head)
-
-
 # (size, paper GMACs per video): Table 4, 16 frames, 1 view; fc applied to every frame.
 TSN_R50_CELLS = [(224, 65.9), (144, 28.3), (112, 17.4), (96, 12.1), (72, 8.3), (56, 4.8)]
 SLOWONLY_R50_CELLS = [(224, 1260.0), (112, 332.0)]  # 8 frames, 30 views
@@ -270,8 +220,8 @@ def test_tsn_r50_matches_table4(size: int, paper_gmacs: float) -> None:
 @pytest.mark.parametrize(("size", "paper_gmacs"), SLOWONLY_R50_CELLS)
 def test_slowonly_r50_matches_table3(size: int, paper_gmacs: float) -> None:
     with torch.device("meta"):
-        model = reference_slowonly_r50(num_classes=400)
-        clip = torch.empty(1, 3, 8, size, size)  # (N, C, T, H, W)
+        model = build_model("slowonly_r50", num_classes=400)
+        clip = torch.empty(1, 8, 3, size, size)  # (N, T, C, H, W); permuted inside the model
     gmacs = count_macs(model, clip).gmacs * 30
     assert gmacs == pytest.approx(paper_gmacs, rel=0.005)
     assert round(gmacs) == paper_gmacs

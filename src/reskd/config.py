@@ -81,7 +81,13 @@ class OptimConfig:
 class DistillConfig:
     teacher: str = ""  # checkpoint made by `reskd train`
     teacher_size: int = 0  # 0: the size stored in the teacher checkpoint
-    alpha: float = 100.0  # weight of the feature KD loss
+    # KD variants (paper Table 5, Appendix A.1); each term is used when its weight is > 0.
+    alpha: float = 100.0  # pixel-level feature KD: MSE(f_t, Phi(f_s)) (the paper's default)
+    clip_kd: float = 0.0  # clip-level logit KD (KL on clip logits)
+    frame_kd: float = 0.0  # frame-level logit KD (KL on per-frame logits)
+    pixel_logit_kd: float = 0.0  # pixel-level logit KD (paper's Swin-B -> Swin-S: 500)
+    temperature: float = 4.0  # for the logit KD terms (paper: 4; authors' released Swin config: 2)
+    pixel_logit_reduction: str = "paper"  # "paper" (mean over positions) or "released" (also / K)
     teacher_bn: str = "train"  # "train" (batch statistics, as the authors) or "eval"
 
 
@@ -225,8 +231,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"model.layers, model.widths and model.strides need one entry per stage; got "
             f"{len(m.layers)}, {len(m.widths)} and {len(m.strides)}")
-    if k.alpha < 0:
-        raise ConfigError(f"distill.alpha: must be >= 0, got {k.alpha}")
+    for key in ("alpha", "clip_kd", "frame_kd", "pixel_logit_kd"):
+        if getattr(k, key) < 0:
+            raise ConfigError(f"distill.{key}: must be >= 0, got {getattr(k, key)}")
+    if k.temperature <= 0:
+        raise ConfigError(f"distill.temperature: must be positive, got {k.temperature}")
+    _check_choice(k.pixel_logit_reduction, ("paper", "released"), "distill.pixel_logit_reduction")
 
 
 def to_dict(cfg: Config) -> dict:

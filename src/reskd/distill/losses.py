@@ -29,3 +29,78 @@ def feature_kd(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor
             f"channel counts use pixel-level logit KD.")
     f_student = resize_features(f_student.float(), tuple(f_teacher.shape[-2:]))
     return F.mse_loss(f_student, f_teacher.float())
+
+
+# ---- logit KD variants (paper Table 5 and Appendix A.1) -----------------------------------
+# Each takes student logits with autograd and teacher logits, which are detached here so no
+# gradient can reach the teacher. Logits are upcast to float32 (softmax under autocast).
+# Defaults follow the paper: temperature T = 4 (Appendix A.1: T = 4, alpha = 500 for
+# Swin-B -> Swin-S). The authors' released config uses T = 2 with weight 200 and
+# reduction "released" in `pixel_logit_kd`. The T^2 factor (Hinton et al. 2015) keeps the
+# gradient scale independent of T; alpha is applied by the caller.
+
+
+def _soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """KL(softmax(t/T) || softmax(s/T)) per row: (..., K) -> (...), summed over classes."""
+    log_p_s = F.log_softmax(student_logits.float() / T, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits.detach().float() / T, dim=-1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=-1)
+
+
+def _check_temperature(T: float) -> None:
+    if not T > 0:
+        raise ValueError(f"KD temperature T must be positive, got {T}")
+
+
+def clip_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+            T: float = 4.0) -> torch.Tensor:
+    """Clip-level KD: T^2 * KL(teacher || student) of clip logits (N, K), mean over clips
+    ("batchmean")."""
+    _check_temperature(T)
+    if student_logits.dim() != 2 or student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"clip KD needs student and teacher clip logits of the same shape "
+                         f"(N, K); got {tuple(student_logits.shape)} and "
+                         f"{tuple(teacher_logits.shape)}")
+    return _soft_kl(student_logits, teacher_logits, T).mean() * T * T
+
+
+def frame_kd(student_frame_logits: torch.Tensor, teacher_frame_logits: torch.Tensor,
+             T: float = 4.0) -> torch.Tensor:
+    """Frame-level KD: T^2 * KL per frame of (N, T, K) frame logits, mean over clips and frames."""
+    _check_temperature(T)
+    if student_frame_logits.dim() != 3 or student_frame_logits.shape != teacher_frame_logits.shape:
+        raise ValueError(f"frame KD needs student and teacher frame logits of the same shape "
+                         f"(N, T, K) (`model.frame_logits(f)`); got "
+                         f"{tuple(student_frame_logits.shape)} and "
+                         f"{tuple(teacher_frame_logits.shape)}")
+    return _soft_kl(student_frame_logits, teacher_frame_logits, T).mean() * T * T
+
+
+def pixel_logit_kd(student_pixel_logits: torch.Tensor, teacher_pixel_logits: torch.Tensor,
+                   T: float = 4.0, reduction: str = "paper") -> torch.Tensor:
+    """Pixel-level logit KD (Appendix A.1): the classifier at every position of the pre-pool map.
+
+    Student (N, T, K, h, w) logits are resized bilinearly (Phi) to the teacher's (H, W); then
+    T^2 * KL(teacher || student) over the K classes at each position. Resizing logits equals
+    classifying resized features (the released code's order): the classifier is linear and
+    bilinear weights sum to one.
+
+    reduction: "paper" sums over classes and averages over the N*T*H*W positions;
+    "released" averages over every element (KLDivLoss reduction='mean', the authors' code),
+    i.e. the "paper" value divided by K.
+    """
+    _check_temperature(T)
+    if reduction not in ("paper", "released"):
+        raise ValueError(f"pixel_logit_kd: reduction must be 'paper' or 'released', got "
+                         f"{reduction!r}")
+    if (student_pixel_logits.dim() != 5 or teacher_pixel_logits.dim() != 5
+            or student_pixel_logits.shape[:3] != teacher_pixel_logits.shape[:3]):
+        raise ValueError(f"pixel-level logit KD needs (N, T, K, h, w) student and (N, T, K, H, W) "
+                         f"teacher logits with the same (N, T, K) (`model.pixel_logits(f)`); got "
+                         f"{tuple(student_pixel_logits.shape)} and "
+                         f"{tuple(teacher_pixel_logits.shape)}")
+    size = tuple(teacher_pixel_logits.shape[-2:])
+    s = resize_features(student_pixel_logits.float(), size)  # (N, T, K, H, W)
+    kl = _soft_kl(s.movedim(2, -1), teacher_pixel_logits.movedim(2, -1), T)  # (N, T, H, W)
+    loss = kl.mean() * T * T
+    return loss / student_pixel_logits.shape[2] if reduction == "released" else loss

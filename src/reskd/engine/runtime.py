@@ -57,7 +57,8 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -
     """Moves the model and switches 2D convolutions to channels_last where asked."""
     model = model.to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # 3D models (SlowOnly, Swin) declare channels_last_3d; 2D ones take the default.
+        model = model.to(memory_format=getattr(model, "memory_format", torch.channels_last))
         model.channels_last = True
     return model
 

@@ -1,0 +1,110 @@
+"""Video Swin Transformer (Liu et al. 2021) T/S/B, torchvision's implementation.
+
+The backbone is torchvision's `SwinTransformer3d` (patch 2x4x4, window 8x7x7) without its
+classifier; the head is the original Video Swin head (mmaction2 I3DHead): average over
+(T', h, w), dropout 0.5, fc. torchvision shrinks a window that is larger than the feature map
+to the map (no shift then), so the model runs at 224 (last map 7x7), 112 (4x4) or 64 (2x2).
+
+State dicts: `backbone.*` holds torchvision's keys minus `head.*`; `load_swin_weights` reads a
+torchvision-layout file (e.g. `swin3d_s(weights=...).state_dict()` saved with torch.save).
+Checkpoints of the original Video Swin code (mmaction2 layout, `backbone.layers.0...`) use
+other names and are not converted here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+SWIN_ARCHS = ("swin3d_t", "swin3d_s", "swin3d_b")
+
+
+class VideoSwin(nn.Module):
+    """Video Swin with the uniform reskd API (see `reskd.models.tsn`).
+
+    Clips come in as (N, T, C, H, W) and are permuted to (N, C, T, H, W) inside; the patch
+    embedding halves T, so `features` returns (N, T/2, C', h, w) (T' = ceil(T / 2)).
+    """
+
+    # reskd.engine.runtime should convert with this format (the patch-embedding Conv3d is 5-D).
+    memory_format = torch.channels_last_3d
+
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5):
+        super().__init__()
+        # The classifier is self.fc (same name in every reskd model); an unused torchvision head
+        # would also break DDP (parameters without gradients).
+        backbone.head = nn.Identity()
+        self.backbone = backbone
+        feature_channels = backbone.num_features
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(feature_channels, num_classes)
+        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+        self.num_classes = num_classes
+        self.feature_channels = feature_channels
+        self.channels_last = False  # True: inputs go in as channels_last_3d
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"VideoSwin takes clips (N, T, C, H, W), got shape {tuple(x.shape)}")
+        x = x.transpose(1, 2)  # (N, C, T, H, W)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        b = self.backbone
+        x = b.pos_drop(b.patch_embed(x))  # (N, T', H/4, W/4, C0)
+        x = b.norm(b.features(x))  # (N, T', h, w, C')
+        return x.permute(0, 1, 4, 2, 3)  # (N, T', C', h, w)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        pooled = f.mean(dim=(1, 3, 4))  # (N, C')
+        return self.fc(self.dropout(pooled))  # (N, K)
+
+    def frame_logits(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f.mean(dim=(-2, -1)))  # (N, T', K)
+
+    def pixel_logits(self, f: torch.Tensor) -> torch.Tensor:
+        logits = self.fc(f.movedim(2, -1))  # (N, T', h, w, K)
+        return logits.movedim(-1, 2)  # (N, T', K, h, w)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        """(N, T, C, H, W) -> logits (N, K), or (logits, pre-pool map) with return_features."""
+        f = self.features(x)
+        return (self.head(f), f) if return_features else self.head(f)
+
+
+def video_swin(arch: str = "swin3d_s", *, num_classes: int, dropout: float = 0.5) -> VideoSwin:
+    """Video Swin T/S/B from torchvision, random initialisation (weights=None)."""
+    if arch not in SWIN_ARCHS:
+        raise ValueError(f"unknown Video Swin arch {arch!r}; valid: {', '.join(SWIN_ARCHS)}")
+    import torchvision.models.video as video
+
+    backbone = getattr(video, arch)(weights=None)
+    return VideoSwin(backbone, num_classes, dropout)
+
+
+def load_swin_weights(model: VideoSwin, path: str) -> None:
+    """Loads a torchvision-layout swin3d state dict file; its head is used only if it has
+    the model's class count (else dropped: new classes)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"model.pretrained: no such file {file} (give a path to a "
+                                f"torchvision swin3d state dict saved with torch.save)")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
+    body = {k: v for k, v in state.items() if not k.startswith("head.")}
+    try:
+        missing, unexpected = model.backbone.load_state_dict(body, strict=False)
+    except RuntimeError as err:  # shape mismatches raise even with strict=False
+        raise ValueError(f"pretrained weights {path!r} do not fit this Video Swin (is it a "
+                         f"torchvision swin3d state dict of the same size, t/s/b?): {err}") from err
+    if missing or unexpected:
+        raise ValueError(f"pretrained weights {path!r} do not fit this Video Swin: "
+                         f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} "
+                         f"unexpected (e.g. {unexpected[:3]}); is it a torchvision swin3d state "
+                         f"dict of the same size (t/s/b)?")
+    if head and head.get("weight") is not None and head["weight"].shape == model.fc.weight.shape:
+        model.fc.load_state_dict(head)
