@@ -46,7 +46,16 @@ def model_kwargs(cfg: Config, num_classes: int) -> dict:
     m = cfg.model
     return {"arch": m.arch, "num_classes": num_classes, "block": m.block, "layers": list(m.layers),
             "widths": list(m.widths), "stem": m.stem, "strides": list(m.strides),
-            "dropout": m.dropout}
+            "dropout": m.dropout, "num_segments": cfg.data.clip_len or cfg.data.num_segments}
+
+
+def kd_weights(cfg: Config):
+    from reskd.distill.distiller import KDWeights
+
+    k = cfg.distill
+    return KDWeights(feature=k.alpha, clip=k.clip_kd, frame=k.frame_kd,
+                     pixel_logit=k.pixel_logit_kd, temperature=k.temperature,
+                     pixel_logit_reduction=k.pixel_logit_reduction)
 
 
 def build_from_kwargs(kwargs: dict, pretrained: str = "") -> torch.nn.Module:
@@ -147,13 +156,14 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict):
         raise ValueError(f"teacher {cfg.distill.teacher} was trained on {t_frames} frames per "
                          f"clip but the student config uses {s_frames}; they must see the same "
                          f"frames")
-    student_channels = build_from_kwargs(student_kwargs).feature_channels
-    if teacher.feature_channels != student_channels:
+    with torch.device("meta"):
+        student_channels = build_from_kwargs(student_kwargs).feature_channels
+    if cfg.distill.alpha > 0 and teacher.feature_channels != student_channels:
         raise ValueError(
             f"teacher {ckpt['model_kwargs']['arch']} has {teacher.feature_channels} feature "
             f"channels but student {student_kwargs['arch']} has {student_channels}; feature KD "
-            f"needs equal channel counts (use a teacher of the same width, or pixel-level "
-            f"logit KD)")
+            f"needs equal channel counts: use a teacher of the same width, or pixel-level "
+            f"logit KD (--set distill.alpha=0 --set distill.pixel_logit_kd=500)")
     size = cfg.distill.teacher_size or ckpt["size"]
     return freeze(teacher), size
 
@@ -246,7 +256,7 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print) ->
               f"{gmacs:.3f} GMACs per video; run folder {out}")
     state = train(model=train_model, loader=loader, optimizer=optimizer, schedule=schedule,
                   epochs=o.epochs, device=device, amp_dtype=amp, out_dir=out, context=context,
-                  teacher=teacher, alpha=cfg.distill.alpha, teacher_bn=cfg.distill.teacher_bn,
+                  teacher=teacher, kd_weights=kd_weights(cfg), teacher_bn=cfg.distill.teacher_bn,
                   grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
                   val_every=r.val_every, progress=r.progress, log=log)
     val = state.history[-1].get("val", {}) if state.history else {}

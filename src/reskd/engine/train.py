@@ -1,7 +1,7 @@
 """The training loop for plain training (teacher or baseline) and for ResKD distillation.
 
 One loop for both: with a teacher, each batch carries (teacher view, student view) and the
-loss is CE + alpha * feature KD; without, one view and CE. Each epoch appends a line to
+loss is CE + the weighted KD terms (default: alpha * feature KD); without, one view and CE. Each epoch appends a line to
 `metrics.jsonl` and rewrites `checkpoint.pt` atomically (model, optimizer, schedule, epoch),
 so `resume=True` continues after the last finished epoch.
 """
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from reskd.distill.distiller import distill_loss, set_teacher_mode
+from reskd.distill.distiller import KDWeights, distill_loss, set_teacher_mode
 from reskd.engine import distributed as dist_utils
 from reskd.engine.checkpoint import load_checkpoint, save_checkpoint
 from reskd.engine.runtime import autocast
@@ -84,7 +84,7 @@ def _write_jsonl(path: Path, record: dict) -> None:
 
 def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedule: Schedule,
           epochs: int, device: torch.device, amp_dtype: torch.dtype | None, out_dir: Path,
-          context: dict, teacher: nn.Module | None = None, alpha: float = 100.0,
+          context: dict, teacher: nn.Module | None = None, kd_weights: KDWeights = KDWeights(),
           teacher_bn: str = "train", grad_clip: float = 0.0, resume: bool = False,
           evaluate_fn: Callable[[nn.Module], dict] | None = None, val_every: int = 0,
           progress: bool = True, log: Callable[[str], None] = print) -> TrainState:
@@ -127,7 +127,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             labels = batch["label"].to(device)
             with autocast(device, amp_dtype):
                 if teacher is not None:
-                    parts = distill_loss(model, teacher, views[1], views[0], labels, alpha=alpha)
+                    parts = distill_loss(model, teacher, views[1], views[0], labels, weights=kd_weights)
                 else:
                     logits = model(views[0])
                     ce = F.cross_entropy(logits.float(), labels)
