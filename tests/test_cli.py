@@ -59,7 +59,8 @@ def test_train_distill_test_chain(config, tmp_path):
     reskd("distill", str(config), *sets(*TINY, "data.size=32", f"runtime.out={student}",
                                         f"distill.teacher={teacher / 'model.pt'}"))
     record = json.loads((student / "metrics.jsonl").read_text().splitlines()[-1])
-    assert record["kd"] > 0 and record["loss"] == pytest.approx(record["ce"] + 100 * record["kd"], rel=1e-3)
+    assert record["kd"] > 0 and record["loss"] == pytest.approx(record["ce"] + record["kd"], rel=1e-3)
+    assert record["kd"] == pytest.approx(100 * record["feature_kd"], rel=1e-3)
 
     ckpt = torch.load(student / "model.pt", weights_only=True)
     assert ckpt["size"] == 32 and ckpt["classes"][3] == "three" and ckpt["frames"] == 2

@@ -5,6 +5,7 @@
     reskd test CONFIG --checkpoint CKPT [--set ...] [--json]
     reskd demo [--out DIR] [--quick] [--seed S]
     reskd data synth --out DIR [--seed S]
+    reskd data check LIST [--root R] [--format F] [--frames N] [--workers W] [--out BAD]
 """
 
 from __future__ import annotations
@@ -69,13 +70,34 @@ def build_from_kwargs(kwargs: dict, pretrained: str = "") -> torch.nn.Module:
 
 def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, ...],
                  num_classes: int, log=print):
-    """The dataset of one annotation list; missing files are an error unless data.skip_missing."""
+    """The dataset of one annotation list; missing files are an error unless data.skip_missing.
+
+    Paths must stay under data.root unless data.allow_outside_root; entries named in the
+    data.exclude file (e.g. from `reskd data check --out`) are left out and counted.
+    """
+    import posixpath
+
+    from reskd.data.check import paths_outside_root, read_exclusion_list
     from reskd.data.datasets import Sampling, VideoDataset, ViewSpec, missing_files
     from reskd.data.formats import read_list
 
     d = cfg.data
     path = _list_path(cfg, list_name)
     entries = read_list(path, format=d.format, num_classes=num_classes)
+    outside = [] if d.allow_outside_root else paths_outside_root([e.path for e in entries])
+    if outside:
+        raise ValueError(
+            f"{len(outside)} of {len(entries)} entries of {path} point outside data.root="
+            f"{d.root!r} (first: {', '.join(outside[:3])}); list paths must be relative to the "
+            f"data root and stay inside it. Set data.allow_outside_root=true if that is intended.")
+    if d.exclude:
+        exclude = Path(d.exclude) if Path(d.exclude).is_absolute() else Path(d.root) / d.exclude
+        excluded = read_exclusion_list(exclude)
+        kept = [e for e in entries if posixpath.normpath(e.path) not in excluded]
+        if len(kept) < len(entries):
+            log(f"leaving out {len(entries) - len(kept)} of {len(entries)} entries of {path} "
+                f"listed in data.exclude={exclude}")
+        entries = kept
     missing = missing_files(entries, d.root, d.format)
     if missing:
         head = ", ".join(missing[:3])
@@ -172,8 +194,13 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict):
 # Runs
 
 
-def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print) -> dict:
+def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
+              should_stop=None) -> dict:
     """Trains (or distils) per `cfg`, tests the final model on data.val_list when set.
+
+    Under torchrun, data.batch_size is per process and optim.lr is for the global batch
+    (batch_size x processes): scale lr linearly with it (see reskd.engine.distributed).
+    `should_stop()` -> reason or None is polled after every step (the CLI wires signals to it).
 
     Returns {"out": run folder, "model": path of model.pt, "val": metrics or {}}.
     """
@@ -181,7 +208,7 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print) ->
     from reskd.engine import distributed as dist_utils
     from reskd.engine.evaluate import evaluate
     from reskd.engine.runtime import autocast_dtype, pick_device, precision_name, prepare_model
-    from reskd.engine.train import make_optimizer, make_schedule, train
+    from reskd.engine.train import ResumableSampler, make_optimizer, make_schedule, train
 
     r, o = cfg.runtime, cfg.optim
     device = pick_device(r.device)
@@ -219,15 +246,17 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print) ->
     sampler = DistributedSampler(train_set, num_replicas=dist_utils.world_size(),
                                  rank=dist_utils.rank(), shuffle=True, seed=r.seed, drop_last=True)
     loader = make_loader(train_set, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
-                         sampler=EpochSampler(sampler), drop_last=True)
+                         sampler=ResumableSampler(EpochSampler(sampler)), drop_last=True)
     share_cpu_with_workers(device, loader.num_workers)
     if len(loader) == 0:
         raise ConfigError(f"the training list has {len(train_set)} videos, fewer than one batch "
                           f"of data.batch_size={cfg.data.batch_size} per process")
     train_model = model
     if distributed:
-        if cfg.runtime.sync_bn:
-            train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
+        if cfg.runtime.sync_bn:  # batch statistics over the global batch, teacher's too
+            train_model = dist_utils.convert_sync_batchnorm(train_model, device)
+            if teacher is not None and cfg.distill.teacher_bn == "train":
+                teacher = dist_utils.convert_sync_batchnorm(teacher, device)
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(model.parameters(), optimizer=o.optimizer, lr=o.lr,
@@ -258,7 +287,8 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print) ->
                   epochs=o.epochs, device=device, amp_dtype=amp, out_dir=out, context=context,
                   teacher=teacher, kd_weights=kd_weights(cfg), teacher_bn=cfg.distill.teacher_bn,
                   grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
-                  val_every=r.val_every, progress=r.progress, log=log)
+                  val_every=r.val_every, keep_checkpoints=r.keep_checkpoints,
+                  should_stop=should_stop, progress=r.progress, log=log)
     val = state.history[-1].get("val", {}) if state.history else {}
     return {"out": str(out), "model": str(out / "model.pt"), "val": val}
 
@@ -309,14 +339,60 @@ def _config_from(args) -> Config:
     return load_config(args.config, args.set or [])
 
 
+class _StopOnSignals:
+    """While active, SIGINT / SIGTERM ask the trainer to finish its step, save and exit; a
+    second SIGINT stops at once (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self._old: dict = {}
+        self._pid = os.getpid()
+
+    def __call__(self) -> str | None:
+        return self.reason
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+
+        if os.getpid() != self._pid:
+            return  # a forked loader worker: ignore, the trainer decides when to stop
+        name = signal.Signals(signum).name
+        if self.reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.reason = name
+        if os.environ.get("RANK", "0") == "0":  # torchrun signals every process
+            print(f"reskd: {name} received: finishing the current step, then saving a "
+                  f"checkpoint (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._pid = os.getpid()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
 def cmd_train(args) -> int:
-    result = run_train(_config_from(args), distill=False, resume=args.resume)
+    with _StopOnSignals() as stop:
+        result = run_train(_config_from(args), distill=False, resume=args.resume,
+                           should_stop=stop)
     print(json.dumps(result, indent=2))
     return 0
 
 
 def cmd_distill(args) -> int:
-    result = run_train(_config_from(args), distill=True, resume=args.resume)
+    with _StopOnSignals() as stop:
+        result = run_train(_config_from(args), distill=True, resume=args.resume,
+                           should_stop=stop)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -381,6 +457,42 @@ def cmd_viz_attention(args) -> int:
 
     print(json.dumps(viz_attention(args.baseline, args.reskd, args.video, args.out,
                                    max_frames=args.max_frames), indent=2))
+    return 0
+
+
+def cmd_data_check(args) -> int:
+    from reskd.data.check import run_check
+
+    problems, text = run_check(args.list, root=args.root, format=args.format,
+                               min_frames=args.frames, workers=args.workers,
+                               out=Path(args.out).absolute() if args.out else None,
+                               progress=sys.stderr.isatty())
+    print(text)
+    return 1 if problems else 0
+
+
+def cmd_data_convert(args) -> int:
+    from reskd.data.formats import convert
+
+    d = args.dataset
+    need = {"kinetics400": ["csv"], "activitynet": ["json"], "sthv2": ["labels", "train", "val"],
+            "fcvid": ["train", "val"], "minikinetics": ["train", "val"]}.get(d, [])
+    missing = [f"--{n}" for n in need if not getattr(args, n)]
+    if missing:
+        raise ValueError(f"reskd data convert {d} needs {', '.join(missing)}")
+    sources = {"kinetics400": {"csv_paths": args.csv}, "activitynet": {"json_path": args.json},
+               "sthv2": {"labels_json": args.labels, "train_json": args.train,
+                         "val_json": args.val, "test_json": args.test},
+               "fcvid": {"train_list": args.train, "val_list": args.val,
+                         "classes_path": args.classes, "label_base": args.label_base},
+               "minikinetics": {"train_list": args.train, "val_list": args.val,
+                                "classes_path": args.classes, "label_base": args.label_base}}[d]
+    if args.path_template:
+        sources["path_template"] = args.path_template
+    if args.format and d in ("fcvid", "minikinetics"):
+        sources["format"] = args.format
+    report = convert(d, args.out, overwrite=args.overwrite, **sources)
+    print(report.summary())
     return 0
 
 
@@ -457,14 +569,56 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--num-train", type=int, default=0, help="clips (default 6000)")
     q.add_argument("--num-val", type=int, default=0, help="clips (default 1000)")
     q.set_defaults(func=cmd_data_synth)
+    q = data.add_parser("convert", help="official annotations -> train.txt/val.txt/classes.txt")
+    q.add_argument("dataset", choices=["kinetics400", "activitynet", "sthv2", "fcvid", "minikinetics"])
+    q.add_argument("--out", required=True, help="folder for the lists")
+    q.add_argument("--csv", nargs="+", help="kinetics400: the official CSV file(s)")
+    q.add_argument("--json", help="activitynet: activity_net.v1-3.min.json")
+    q.add_argument("--labels", help="sthv2: something-something-v2-labels.json")
+    q.add_argument("--train", help="sthv2: train JSON; fcvid/minikinetics: train split list")
+    q.add_argument("--val", help="sthv2: validation JSON; fcvid/minikinetics: val/test split list")
+    q.add_argument("--test", help="sthv2: test JSON (unlabelled, counted and skipped)")
+    q.add_argument("--classes", help="fcvid/minikinetics: class-name file (one per line)")
+    q.add_argument("--label-base", type=int, default=0, help="1 for 1-based labels in split lists")
+    q.add_argument("--format", choices=["video", "rawframes"], help="fcvid/minikinetics list kind")
+    q.add_argument("--path-template", help="file name template, e.g. 'v_{video_id}.mp4'")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=cmd_data_convert)
+    q = data.add_parser("check", help="find videos that cannot be decoded or are too short; "
+                        "exit status 1 when any is found")
+    q.add_argument("list", help="annotation list to check")
+    q.add_argument("--root", default=None, help="data root of the list's paths (default: the "
+                   "list's folder)")
+    q.add_argument("--format", default="video", choices=["video", "rawframes"])
+    q.add_argument("--frames", type=int, default=1,
+                   help="flag videos with fewer frames than this (default 1)")
+    q.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)),
+                   help="checking processes (default: one per core; 0: this process)")
+    q.add_argument("--out", default="", help="write the unusable entries here, one "
+                   "'path<TAB>reason' per line; use the file as data.exclude")
+    q.set_defaults(func=cmd_data_check)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    import yaml
+
+    from reskd.engine import distributed as dist_utils
+    from reskd.engine.train import Interrupted, TrainingStopped
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError, ImportError, RuntimeError) as e:
+    except TrainingStopped as e:  # NaN loss, failed checkpoint write, SIGINT / SIGTERM
+        if dist_utils.is_main() or not isinstance(e, Interrupted):
+            print(f"reskd: {e}", file=sys.stderr)
+        return e.exit_code
+    except yaml.YAMLError as e:
+        print(f"reskd: error: cannot read the config: {e}\nConfigs are plain YAML read with "
+              f"yaml.safe_load: tags that build Python objects (!!python/...) are refused.",
+              file=sys.stderr)
+        return 2
+    except (ConfigError, OSError, ValueError, TypeError, ImportError, RuntimeError) as e:
         if os.environ.get("RESKD_DEBUG"):
             raise
         print(f"reskd: error: {e}  (set RESKD_DEBUG=1 for a traceback)", file=sys.stderr)

@@ -48,6 +48,8 @@ class DataConfig:
     workers: int = -1  # -1: sized to the machine
     cache_decoded: bool = False  # keep decoded training videos in memory (small datasets)
     skip_missing: bool = False  # leave out list entries whose files do not exist (else: error)
+    exclude: str = ""  # file of paths to leave out (e.g. `reskd data check --out`); relative to root
+    allow_outside_root: bool = False  # allow list paths that are absolute or climb out with ../
 
 
 @dataclass
@@ -101,6 +103,7 @@ class RuntimeConfig:
     progress: bool = True
     val_every: int = 0  # validate every N epochs (0: only at the end)
     sync_bn: bool = False  # SyncBatchNorm for the student under DDP
+    keep_checkpoints: int = 2  # epoch checkpoints kept besides checkpoint.pt (0: none)
 
 
 @dataclass
@@ -140,6 +143,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if annotation is str:
         if value is None:  # `--set data.val_list=` or an empty YAML value
@@ -221,6 +229,8 @@ def validate(cfg: Config) -> None:
                        ("optim.epochs", o.epochs)]:
         if value < 1:
             raise ConfigError(f"{key}: must be at least 1, got {value}")
+    if r.keep_checkpoints < 0:
+        raise ConfigError(f"runtime.keep_checkpoints: must be >= 0, got {r.keep_checkpoints}")
     if o.lr <= 0:
         raise ConfigError(f"optim.lr: must be positive, got {o.lr}")
     if not d.crop_scales or any(not 0 < s <= 1 for s in d.crop_scales):

@@ -417,8 +417,10 @@ def _generate(root: Path, params: dict, workers: int) -> int:
         finally:
             _WORKER.clear()  # do not keep digits and photos alive in the caller's process
     else:
-        # spawn: the workers never inherit a parent's torch/OpenMP threads or CUDA state.
-        ctx = multiprocessing.get_context("spawn")
+        # fork where the platform has it: the workers only draw with numpy and encode with
+        # PyAV, and fork (unlike spawn) works from a caller's script without a __main__ guard.
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ctx.Pool(min(workers, len(tasks)), _init_worker, (seed, frames, size)) as pool:
             sizes = pool.map(_make_clip, tasks, chunksize=max(1, min(64, len(tasks) // (8 * workers))))
 

@@ -1,15 +1,32 @@
 """The training loop for plain training (teacher or baseline) and for ResKD distillation.
 
 One loop for both: with a teacher, each batch carries (teacher view, student view) and the
-loss is CE + the weighted KD terms (default: alpha * feature KD); without, one view and CE. Each epoch appends a line to
-`metrics.jsonl` and rewrites `checkpoint.pt` atomically (model, optimizer, schedule, epoch),
-so `resume=True` continues after the last finished epoch.
+loss is CE + the weighted KD terms (default: alpha * feature KD); without, one view and CE.
+Each epoch appends a line to `metrics.jsonl` and writes `checkpoint-epochK.pt` and `checkpoint.pt` atomically (model,
+optimizer, schedule, grad scaler, torch RNG, position, history), keeping the last
+`keep_checkpoints` epoch files.
+
+Nothing is lost when a run stops:
+- `resume=True` continues from the newest readable checkpoint (see
+  `checkpoint.find_resume_checkpoint`), mid-epoch included, and ends bit-identical to an
+  uninterrupted run in fp32 with the same loader settings: data randomness is a function of
+  (seed, epoch, index), and the torch RNG (dropout) is restored with the weights;
+- `should_stop()` (the CLI wires SIGINT / SIGTERM to it) is polled after every step: the run
+  finishes that step, saves its position (epoch + step within it) and raises `Interrupted`;
+- a non-finite loss raises `NonFiniteLossError` naming the step, before the bad update, so the
+  last checkpoint stays good; a checkpoint that cannot be written raises `CheckpointWriteError`
+  and leaves the previous one intact.
+
+Learning rate: one step sees the global batch (per-process batch x processes); `lr` is for that
+batch and is not rescaled here (see `reskd.engine.distributed`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +35,41 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Sampler
 from tqdm import tqdm
 
 from reskd.distill.distiller import KDWeights, distill_loss, set_teacher_mode
 from reskd.engine import distributed as dist_utils
-from reskd.engine.checkpoint import load_checkpoint, save_checkpoint
+from reskd.engine.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
+                                     epoch_checkpoints, find_resume_checkpoint,
+                                     prune_epoch_checkpoints, save_checkpoint)
 from reskd.engine.runtime import autocast
 
+# Test hook: the trainer signals itself after this global step (SIGKILL unless
+# RESKD_TEST_KILL_SIGNAL names another, e.g. TERM), to test crash and interrupt recovery.
+_KILL_AT_STEP = "RESKD_TEST_KILL_AT_STEP"
+_KILL_SIGNAL = "RESKD_TEST_KILL_SIGNAL"
 
-class NonFiniteLossError(RuntimeError):
+
+class TrainingStopped(RuntimeError):
+    """The run stopped before its last epoch; the message says why and how to go on."""
+    exit_code = 1
+
+
+class NonFiniteLossError(TrainingStopped):
     pass
+
+
+class CheckpointWriteError(TrainingStopped):
+    pass
+
+
+class Interrupted(TrainingStopped):
+    """Stopped on request (a signal); the position was saved and `--resume` continues."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -46,7 +88,10 @@ class Schedule:
 
 def make_optimizer(params, *, optimizer: str, lr: float, momentum: float, nesterov: bool,
                    weight_decay: float) -> torch.optim.Optimizer:
-    """SGD (Nesterov momentum, the paper's default) or AdamW; no weight decay on norms and biases."""
+    """SGD (Nesterov momentum, the paper's default) or AdamW; no weight decay on norms and biases.
+
+    `lr` is the rate for the global batch (batch_size x processes); scale it linearly with it.
+    """
     params = [p for p in params if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -70,11 +115,38 @@ def make_schedule(*, schedule: str, epochs: int, steps_per_epoch: int,
     return Schedule(total, int(warmup_epochs * steps_per_epoch), 0.0 if warmup_epochs else 1.0)
 
 
+class ResumableSampler(Sampler):
+    """Wraps an epoch-aware sampler (`set_epoch`) so a resumed run can skip the samples of the
+    steps it already took in an epoch without loading them. `skip_next(n)` drops the first `n`
+    indices of the next pass only; `len` stays the full epoch."""
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def skip_next(self, n: int) -> None:
+        self._skip = n
+
+    def __iter__(self):
+        skip, self._skip = self._skip, 0
+        it = iter(self.sampler)
+        for _ in range(skip):
+            next(it, None)
+        return it
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
 @dataclass
 class TrainState:
     epoch: int = 0  # epochs finished
-    step: int = 0
+    step: int = 0  # optimizer steps taken in all
     history: list = field(default_factory=list)
+    epoch_step: int = 0  # steps already taken in epoch `epoch` (a mid-epoch checkpoint)
 
 
 def _write_jsonl(path: Path, record: dict) -> None:
@@ -82,62 +154,199 @@ def _write_jsonl(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _rewrite_jsonl(path: Path, records: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, path)
+
+
+def memory_mb() -> tuple[float, float]:
+    """(resident, peak resident) memory of this process in MiB (Linux /proc; else peak only)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        kb = {k: float(v.split()[0]) for k, v in
+              (line.split(":", 1) for line in status.splitlines() if line.startswith("Vm"))}
+        return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
+    except (OSError, KeyError, ValueError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return peak, peak
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _zero_sums() -> dict:
+    return {"loss": 0.0, "ce": 0.0, "kd": 0.0, "correct": 0.0, "clips": 0, "skipped": 0,
+            "seconds": 0.0}
+
+
 def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedule: Schedule,
           epochs: int, device: torch.device, amp_dtype: torch.dtype | None, out_dir: Path,
           context: dict, teacher: nn.Module | None = None, kd_weights: KDWeights = KDWeights(),
           teacher_bn: str = "train", grad_clip: float = 0.0, resume: bool = False,
           evaluate_fn: Callable[[nn.Module], dict] | None = None, val_every: int = 0,
+          keep_checkpoints: int = 2, should_stop: Callable[[], str | None] | None = None,
           progress: bool = True, log: Callable[[str], None] = print) -> TrainState:
     """Trains `model` (the student when `teacher` is given) and returns the final state.
 
     `model` may be DDP-wrapped; checkpoints store the unwrapped weights. `context` (config,
     classes, sizes, ...) goes into every checkpoint. `evaluate_fn(model)` returns metrics.
+    `loader.sampler` needs `set_epoch`; a `ResumableSampler` lets a mid-epoch resume skip the
+    done steps without decoding them. `should_stop()` returns a reason (e.g. "SIGTERM") to
+    stop after the current step, or None.
     """
+    if keep_checkpoints < 0:
+        raise ValueError(f"keep_checkpoints must be >= 0 (0 keeps only {LATEST}), got "
+                         f"{keep_checkpoints}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     core = model.module if hasattr(model, "module") else model
     is_main = dist_utils.is_main()
+    world = dist_utils.world_size()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     state = TrainState()
-    ckpt_path = out_dir / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path)
+    ckpt_path = out_dir / LATEST
+    metrics_path = out_dir / "metrics.jsonl"
+    global_batch = loader.batch_size * world
+    partial = None
+    if loader.generator is None:
+        # Loader iterators draw their worker seed from this generator instead of the global
+        # torch RNG, so that RNG (dropout) is a function of the steps taken, which resume needs.
+        loader.generator = torch.Generator().manual_seed(0)
+    found = find_resume_checkpoint(out_dir, log=log if is_main else _quiet) if resume else None
+    if found is not None:
+        ckpt, path = found
         core.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        state = TrainState(ckpt["epoch"], ckpt["step"], ckpt.get("history", []))
-        log(f"resumed from {ckpt_path} after epoch {state.epoch}")
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    metrics_path = out_dir / "metrics.jsonl"
+        if "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
+        state = TrainState(ckpt["epoch"], ckpt["step"], list(ckpt.get("history", [])),
+                           ckpt.get("epoch_step", 0))
+        if state.epoch_step:
+            if ckpt.get("global_batch", global_batch) != global_batch:
+                raise ValueError(
+                    f"{path} was saved {state.epoch_step} steps into epoch {state.epoch + 1} "
+                    f"with a global batch of {ckpt['global_batch']} videos, but this run has "
+                    f"{loader.batch_size} x {world} processes = {global_batch}; resume with the "
+                    f"same global batch, or delete {path} to resume from the last epoch end")
+            if is_main:  # the saved sums are over all processes already
+                partial = {**_zero_sums(), **ckpt.get("partial", {})}
+        if "rng" in ckpt:
+            _set_rng_state(ckpt["rng"], device)
+        where = (f"{state.epoch_step} steps into epoch {state.epoch + 1}" if state.epoch_step
+                 else f"after epoch {state.epoch}")
+        if is_main:
+            log(f"resumed from {path} {where}")
+            _rewrite_jsonl(metrics_path, state.history)  # drop lines newer than the checkpoint
+    elif is_main:
+        if resume:
+            log(f"--resume: no readable checkpoint in {out_dir}; starting from scratch")
+        elif ckpt_path.is_file() or epoch_checkpoints(out_dir):
+            log(f"warning: {out_dir} holds checkpoints of an earlier run; starting a new run "
+                f"that replaces them (use --resume to continue that run instead)")
+            prune_epoch_checkpoints(out_dir, 0)
+        _rewrite_jsonl(metrics_path, [])
     if teacher is not None:
         set_teacher_mode(teacher, teacher_bn)
+    kill_at = int(os.environ.get(_KILL_AT_STEP, "0") or 0)
+    kill_signal = getattr(signal, "SIG" + os.environ.get(_KILL_SIGNAL, "KILL").upper())
+
+    def payload(**extra) -> dict:
+        return {**context, "kind": "train-state", "model": core.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": _rng_state(device), "epoch": state.epoch,
+                "step": state.step, "history": state.history, "global_batch": global_batch,
+                **extra}
+
+    def stop_requested() -> str | None:
+        reason = should_stop() if should_stop is not None else None
+        if world > 1:  # every process must stop at the same step: all of them ask each other
+            anyone = dist_utils.any_process(reason is not None, device)
+            reason = reason or ("a signal on another process" if anyone else None)
+        return reason
+
+    def interrupt(reason: str, sums: dict, done: int, epoch: int) -> Interrupted:
+        """Saves the position `done` steps into `epoch` (0-based) and returns the exception."""
+        sums = dist_utils.all_reduce_sums(sums, device)  # the whole epoch so far, all processes
+        if is_main:
+            extra = {"epoch_step": done, "partial": sums} if done else {}
+            try:
+                save_checkpoint(payload(**extra), ckpt_path)
+            except OSError as e:
+                return CheckpointWriteError(f"stopped by {reason}, but {e}")
+        where = f"{done} steps into epoch {epoch + 1}" if done else f"after epoch {state.epoch}"
+        return Interrupted(f"stopped by {reason} {where}; saved {ckpt_path}. Continue with "
+                           f"--resume.", _exit_code(reason))
 
     for epoch in range(state.epoch, epochs):
         model.train()
         loader.dataset.set_epoch(epoch)
         loader.sampler.set_epoch(epoch)
-        sums = {"loss": 0.0, "ce": 0.0, "kd": 0.0, "correct": 0.0, "clips": 0}
-        skipped: list[str] = []
+        done = state.epoch_step if epoch == state.epoch else 0  # steps already taken
+        sums = partial if done and partial is not None else _zero_sums()
+        partial = None
+        can_skip = hasattr(loader.sampler, "skip_next")
+        if done and can_skip:
+            loader.sampler.skip_next(done * loader.batch_size)  # without loading them
+        batches = iter(loader)
+        for _ in range(0 if can_skip else done):  # a plain sampler: load the done batches, drop
+            next(batches)
         start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not (progress and is_main),
-                   leave=False, dynamic_ncols=True)
-        for batch in bar:
+        skipped: list[str] = []
+        bar = tqdm(total=len(loader), initial=done, desc=f"epoch {epoch + 1}/{epochs}",
+                   disable=not (progress and is_main), leave=False, dynamic_ncols=True)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception:
+                # A loader worker killed by the same Ctrl-C / SIGTERM: the position is still good
+                # (in one process; with several, the others may be mid-step: keep the last epoch).
+                reason = should_stop() if should_stop is not None else None
+                if reason is None:
+                    raise
+                if world > 1:
+                    raise Interrupted(f"stopped by {reason} while loading data; the last "
+                                      f"checkpoint is {ckpt_path} (epoch {state.epoch}). "
+                                      f"Continue with --resume.", _exit_code(reason)) from None
+                sums["seconds"] += time.perf_counter() - start
+                raise interrupt(reason, sums, done, epoch) from None
             skipped += [s for s in batch["skipped"] if s]
             views = [v.to(device, non_blocking=True) for v in batch["views"]]
             labels = batch["label"].to(device)
             with autocast(device, amp_dtype):
                 if teacher is not None:
-                    parts = distill_loss(model, teacher, views[1], views[0], labels, weights=kd_weights)
+                    parts = distill_loss(model, teacher, views[1], views[0], labels,
+                                         weights=kd_weights)
                 else:
                     logits = model(views[0])
                     ce = F.cross_entropy(logits.float(), labels)
                     parts = {"loss": ce, "ce": ce.detach(), "logits": logits.detach()}
             loss = parts["loss"]
             if not torch.isfinite(loss):
+                have = (f"The last good checkpoint is {ckpt_path} (epoch {state.epoch}), "
+                        f"untouched" if state.epoch or ckpt_path.is_file()
+                        else "No checkpoint was written yet")
                 raise NonFiniteLossError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {state.step + 1}; "
-                    f"stopped. The last good checkpoint is {ckpt_path} (epoch {state.epoch}). "
-                    f"Lower optim.lr or check the data.")
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {done + 1} of "
+                    f"{len(loader)} (global step {state.step + 1}); stopped before updating "
+                    f"the weights. {have}. Lower optim.lr (or set optim.grad_clip), or check the "
+                    f"data.")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if grad_clip > 0:
@@ -147,46 +356,98 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             scaler.update()
             scheduler.step()
             state.step += 1
+            done += 1
             n = labels.shape[0]
             sums["clips"] += n
             sums["loss"] += loss.item() * n
             sums["ce"] += parts["ce"].item() * n
-            sums["kd"] += parts["kd"].item() * n if "kd" in parts else 0.0
+            for name in parts:  # "kd" (weighted total) and each term ("feature_kd", ...)
+                if name.endswith("kd"):
+                    sums[name] = sums.get(name, 0.0) + parts[name].item() * n
             sums["correct"] += (parts["logits"].argmax(1) == labels).sum().item()
+            sums["skipped"] += sum(1 for s in batch["skipped"] if s)
+            bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        seconds = time.perf_counter() - start
+            if state.step == kill_at:
+                os.kill(os.getpid(), kill_signal)
+            reason = stop_requested()
+            if reason is not None and done < len(loader):
+                sums["seconds"] += time.perf_counter() - start
+                raise interrupt(reason, sums, done, epoch)
+        bar.close()
+        sums["seconds"] += time.perf_counter() - start
+        state.epoch_step = 0
         totals = dist_utils.all_reduce_sums(sums, device)
+        seconds = totals["seconds"] / world
         clips = max(1, totals["clips"])
+        rss_mb, peak_rss_mb = memory_mb()
         record = {"epoch": epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"],
                   "loss": totals["loss"] / clips, "ce": totals["ce"] / clips,
                   "train_top1": 100 * totals["correct"] / clips,
-                  "clips_per_s": totals["clips"] / seconds, "seconds": seconds,
-                  "skipped": len(skipped)}
-        if teacher is not None:
-            record["kd"] = totals["kd"] / clips
+                  "clips_per_s": totals["clips"] / max(seconds, 1e-9), "seconds": seconds,
+                  "skipped": int(totals["skipped"]), "rss_mb": round(rss_mb, 1),
+                  "peak_rss_mb": round(peak_rss_mb, 1)}
+        if teacher is not None:  # "kd": the weighted KD total; "*_kd": each term, unweighted
+            record.update({k: v / clips for k, v in totals.items() if k.endswith("kd")})
         if skipped and is_main:
-            log(f"epoch {epoch + 1}: skipped {len(skipped)} undecodable video(s), replaced by "
-                f"other samples: " + "; ".join(s.split("\t")[0] for s in skipped[:5]))
+            log(f"epoch {epoch + 1}: skipped {int(totals['skipped'])} undecodable video(s), "
+                f"replaced by other samples: " + "; ".join(s.split("\t")[0] for s in skipped[:5]))
         last = epoch + 1 == epochs
         if evaluate_fn is not None and (last or (val_every and (epoch + 1) % val_every == 0)):
-            record["val"] = evaluate_fn(model)
+            record["val"] = evaluate_fn(core)
         state.epoch = epoch + 1
         state.history.append(record)
         if is_main:
             _write_jsonl(metrics_path, record)
-            save_checkpoint({**context, "kind": "train-state", "model": core.state_dict(),
-                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "epoch": state.epoch, "step": state.step, "history": state.history},
-                            ckpt_path)
+            _save_epoch(payload(), out_dir, state.epoch, keep_checkpoints)
             msg = (f"epoch {epoch + 1}/{epochs}  loss {record['loss']:.4f}  ce {record['ce']:.4f}"
                    + (f"  kd {record['kd']:.5f}" if "kd" in record else "")
-                   + f"  train top-1 {record['train_top1']:.1f}%  {record['clips_per_s']:.1f} clips/s")
+                   + f"  train top-1 {record['train_top1']:.1f}%"
+                   + f"  {record['clips_per_s']:.1f} clips/s")
             if "val" in record:
                 msg += f"  val top-1 {record['val']['top1']:.2f}%"
             log(msg)
+        if not last:
+            reason = stop_requested()
+            if reason is not None:  # the epoch's checkpoint is the position
+                raise Interrupted(f"stopped by {reason} after epoch {state.epoch}; saved "
+                                  f"{ckpt_path}. Continue with --resume.", _exit_code(reason))
     if is_main:
         final = state.history[-1] if state.history else {}
-        save_checkpoint({**context, "kind": "model", "model": core.state_dict(),
-                         "epoch": state.epoch, "metrics": final.get("val", {})},
-                        out_dir / "model.pt")
+        try:
+            save_checkpoint({**context, "kind": "model", "model": core.state_dict(),
+                             "epoch": state.epoch, "metrics": final.get("val", {})},
+                            out_dir / "model.pt")
+        except OSError as e:
+            raise CheckpointWriteError(f"training finished but {e}; {ckpt_path} holds the "
+                                       f"final weights too") from e
     return state
+
+
+def _save_epoch(payload: dict, out_dir: Path, epoch: int, keep: int) -> None:
+    """checkpoint-epochK.pt (when keep > 0), then checkpoint.pt, then prunes old epoch files."""
+    latest = out_dir / LATEST
+    try:
+        if keep > 0:
+            path = epoch_checkpoint_path(out_dir, epoch)
+            save_checkpoint(payload, path)
+            copy_checkpoint(path, latest)
+            prune_epoch_checkpoints(out_dir, keep)
+        else:
+            save_checkpoint(payload, latest)
+    except OSError as e:
+        kept = (f"{latest} still holds epoch {epoch - 1}, intact" if epoch > 1 and latest.is_file()
+                else "no earlier checkpoint exists")
+        raise CheckpointWriteError(
+            f"epoch {epoch} finished but its checkpoint could not be written: {e}. {kept}. "
+            f"Free space (or fix the folder's permissions) and continue with --resume.") from e
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _exit_code(reason: str) -> int:
+    """128 + the signal number, as a shell reports a process killed by it (130 for SIGINT)."""
+    sig = getattr(signal, reason, None) if reason.startswith("SIG") else None
+    return 128 + int(sig if sig is not None else signal.SIGINT)
