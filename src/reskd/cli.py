@@ -5,6 +5,9 @@
     reskd test CONFIG --checkpoint CKPT [--set ...] [--json]
     reskd demo [--out DIR] [--quick] [--seed S]
     reskd data synth --out DIR [--seed S]
+    reskd flops (--model NAME | --checkpoint CKPT) [--size S --frames F] [--views V] [--json]
+    reskd bench (--model NAME | --checkpoint CKPT) --sizes 224,112,56 --frames F --batch B
+    reskd sweep [--model NAME] [--checkpoints S=CKPT,...] --sizes ... --frames F --out DIR
     reskd data check LIST [--root R] [--format F] [--frames N] [--workers W] [--out BAD]
 """
 
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -116,7 +120,7 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
                         num_classes=num_classes, format=d.format, frame_template=d.frame_template,
                         multi_label=d.multi_label, test_clips=d.test_clips,
                         test_crops=d.test_crops, seed=cfg.runtime.seed,
-                        cache_decoded=d.cache_decoded and train)
+                        cache_decoded=d.cache_decoded)
 
 
 def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None) -> dict:
@@ -276,6 +280,15 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
             return evaluate(m, val_loader, device=device, amp_dtype=amp,
                             multi_label=cfg.data.multi_label, progress=r.progress)
 
+    if cfg.data.cache_decoded:
+        from reskd.data.datasets import prefetch_decoded
+
+        sets = [train_set] + ([val_set] if cfg.data.val_list else [])
+        start = time.perf_counter()
+        count = prefetch_decoded(sets, workers=os.cpu_count() or 1)
+        if count:
+            log(f"decoded {count} videos into memory in {time.perf_counter() - start:.0f} s "
+                f"(data.cache_decoded)")
     if dist_utils.is_main():
         what = "distilling" if distill else "training"
         log(f"{what} {cfg.model.arch} at {cfg.data.size}px"
@@ -309,7 +322,7 @@ def run_test(cfg: Config, checkpoint: str | Path, *, log=print) -> dict:
                            num_classes=len(classes), log=log)
     loader = make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
                          sampler=ShardSampler(len(dataset)))
-    model = prepare_model(model, device, cfg.runtime.channels_last)
+    model = prepare_model(model, device, cfg.runtime.channels_last, inference=True)
     amp = autocast_dtype(cfg.runtime.precision, device)
     result = evaluate(model, loader, device=device, amp_dtype=amp,
                       multi_label=cfg.data.multi_label, progress=cfg.runtime.progress)
@@ -496,6 +509,112 @@ def cmd_data_convert(args) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    """argparse type: "224,112,56" -> [224, 112, 56]."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as "
+                                         f"224,112,56, got {text!r}")
+    return values
+
+
+def _size_paths(text: str) -> dict[int, str]:
+    """argparse type: "112=runs/s112/model.pt,56=runs/s56/model.pt" -> {112: ..., 56: ...}."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        size, sep, path = item.partition("=")
+        if not sep or not size.strip().isdigit() or not path:
+            raise argparse.ArgumentTypeError(f"expected SIZE=CHECKPOINT[,SIZE=CHECKPOINT...], "
+                                             f"e.g. 112=runs/s112/model.pt; got {item!r}")
+        out[int(size)] = path.strip()
+    return out
+
+
+def cmd_flops(args) -> int:
+    from reskd.efficiency.sweep import flops_report, format_flops
+
+    report = flops_report(model_name=args.model, checkpoint=args.checkpoint, size=args.size,
+                          frames=args.frames, views=args.views, num_classes=args.num_classes)
+    print(json.dumps(report, indent=2) if args.json else format_flops(report))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from reskd.efficiency.benchmark import bench_report, format_bench
+
+    rows = bench_report(model_name=args.model, checkpoint=args.checkpoint, sizes=args.sizes,
+                        frames=args.frames, batch=args.batch,
+                        modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+                        device=args.device, num_classes=args.num_classes, rounds=args.rounds,
+                        min_seconds=args.min_seconds, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from reskd.efficiency.sweep import sweep
+
+    sweep(model_name=args.model, sizes=args.sizes, frames=args.frames, out=args.out,
+          checkpoints=args.checkpoints, config=args.config, overrides=args.set or [],
+          views=args.views, num_classes=args.num_classes, batch=args.batch, rounds=args.rounds,
+          device=args.device)
+    print((Path(args.out) / "sweep.md").read_text())
+    return 0
+
+
+def add_efficiency_commands(sub) -> None:
+    """Inside build_parser(), after the `export` command."""
+    q = sub.add_parser("flops", help="GMACs per view and per video as the paper counts them")
+    g = q.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", help="architecture (e.g. resnet50, tsm_resnet50, swin3d_s)")
+    g.add_argument("--checkpoint", help="a reskd model.pt (its architecture and classes)")
+    q.add_argument("--size", type=int, default=None, help="input side (default: checkpoint's)")
+    q.add_argument("--frames", type=int, default=None, help="frames per view (default: "
+                   "checkpoint's)")
+    q.add_argument("--views", type=int, default=1, help="test views per video (clips x crops)")
+    q.add_argument("--num-classes", type=int, default=400, help="with --model (default 400)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_flops)
+
+    q = sub.add_parser("bench", help="inference videos/s per size and mode (interleaved rounds)")
+    g = q.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model")
+    g.add_argument("--checkpoint")
+    q.add_argument("--sizes", type=_int_list, default=[224, 112, 56], help="e.g. 224,112,56")
+    q.add_argument("--frames", type=int, required=True)
+    q.add_argument("--batch", type=int, default=4)
+    q.add_argument("--modes", default="fp32,channels_last,bf16,fold_bn,compile",
+                   help="comma-separated from fp32, channels_last, bf16, fp16 (CUDA), compile, "
+                        "fold_bn")
+    q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    q.add_argument("--num-classes", type=int, default=400)
+    q.add_argument("--rounds", type=int, default=3)
+    q.add_argument("--min-seconds", type=float, default=1.0, help="per case and round")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_bench)
+
+    q = sub.add_parser("sweep", help="Table 4 for a model: GMACs, videos/s, accuracy per size")
+    q.add_argument("--model", help="architecture (random init); with --checkpoints it must "
+                   "name theirs")
+    q.add_argument("--checkpoints", type=_size_paths, metavar="S=CKPT,...", default=None,
+                   help="a checkpoint trained for each listed size (give --model, this, or both)")
+    q.add_argument("--sizes", type=_int_list, default=[224, 144, 112, 96, 72, 56])
+    q.add_argument("--frames", type=int, required=True)
+    q.add_argument("--views", type=int, default=1)
+    q.add_argument("--config", default=None, help="YAML used to test each checkpoint at its "
+                   "size (data.size is set per size); without it accuracy stays blank")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
+    q.add_argument("--out", required=True)
+    q.add_argument("--batch", type=int, default=4)
+    q.add_argument("--rounds", type=int, default=3)
+    q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    q.add_argument("--num-classes", type=int, default=400)
+    q.set_defaults(func=cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reskd", description="Cross-resolution knowledge "
                                 "distillation (ResKD) for efficient video recognition.")
@@ -541,6 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch", type=int, default=1, help="batch used for tracing and timing")
     q.add_argument("--opset", type=int, default=17)
     q.set_defaults(func=cmd_export)
+
+    add_efficiency_commands(sub)
 
     viz = sub.add_parser("viz", help="Figure 4: ERF and attention, baseline vs ResKD")
     viz = viz.add_subparsers(dest="viz_command", required=True)

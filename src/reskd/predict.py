@@ -100,7 +100,7 @@ def predict_checkpoint(checkpoint: str | Path, paths: Sequence[str | Path], *, t
 
     dev = pick_device(device)
     model, ckpt = load_model_checkpoint(checkpoint)
-    model = prepare_model(model, dev, channels_last)
+    model = prepare_model(model, dev, channels_last, inference=True)
     return predict_videos(model, ckpt, paths, topk=topk, device=dev,
                           amp_dtype=autocast_dtype(precision, dev))
 

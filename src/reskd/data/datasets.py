@@ -27,6 +27,9 @@ from reskd.data.sampling import dense_indices, segment_indices
 
 MAX_REPLACEMENTS = 10
 
+# path -> every frame (T, H, W, C) uint8 of that video; filled by datasets with cache_decoded
+DECODED: dict[str, np.ndarray] = {}
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -80,10 +83,10 @@ class VideoDataset(Dataset):
         self.test_crops = test_crops
         self.seed = seed
         self.epoch = 0
-        # Keep every decoded video in memory (per loader process). For small datasets read
-        # many times, such as the demo's; the first epoch decodes, later ones only transform.
+        # Keep every decoded video in memory, shared by every dataset of the process (and
+        # inherited by forked loader workers). For small datasets read many times, such as the
+        # demo's three runs: each video is decoded once, later epochs and runs only transform.
         self.cache_decoded = cache_decoded
-        self._cache: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -104,9 +107,10 @@ class VideoDataset(Dataset):
                                          num_clips=1 if self.train else self.test_clips)
 
         if self.cache_decoded:
-            if index not in self._cache:
-                self._cache[index] = self._decode(index, entry, lambda n: np.arange(n))
-            every = self._cache[index]
+            key = str(self.path(index))
+            if key not in DECODED:
+                DECODED[key] = self._decode(index, entry, lambda n: np.arange(n))
+            every = DECODED[key]
             frames = every[indices_for(len(every))]
         else:
             frames = self._decode(index, entry, indices_for)
@@ -176,6 +180,31 @@ class VideoDataset(Dataset):
                 "failed": failed}
 
 
+def _decode_all(path: str) -> tuple[str, np.ndarray | None]:
+    try:
+        return path, decode_video(path, lambda n: np.arange(n))[0]
+    except DecodeError:
+        return path, None  # left for the dataset to meet, count and report
+
+
+def prefetch_decoded(datasets: list[VideoDataset], workers: int = 2) -> int:
+    """Decodes every video of `datasets` into the shared cache with a process pool. -> count.
+
+    Only for video lists with `cache_decoded`; saves the first epoch's serial decoding.
+    """
+    import multiprocessing
+
+    paths = sorted({str(d.path(i)) for d in datasets if d.cache_decoded and d.format == "video"
+                    for i in range(len(d))} - DECODED.keys())
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ctx.Pool(max(1, workers)) as pool:
+        for path, frames in pool.imap_unordered(_decode_all, paths, chunksize=32):
+            if frames is not None:
+                DECODED[path] = frames
+    return len(paths)
+
+
 def missing_files(entries: list[Entry], root: str | Path, format: str = "video") -> list[str]:
     """Paths in `entries` that do not exist under `root` (files for videos, folders for frames)."""
     root = Path(root)
@@ -211,7 +240,7 @@ def make_loader(dataset: VideoDataset, *, batch_size: int, workers: int,
                 sampler: Sampler, drop_last: bool = False) -> DataLoader:
     """A DataLoader over `dataset` in `sampler` order; workers = -1 picks `default_workers()`.
 
-    Workers are persistent (they keep `cache_decoded` caches and skip a restart per epoch).
+    Workers are persistent (no restart per epoch).
     """
     workers = default_workers() if workers < 0 else workers
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,

@@ -60,13 +60,6 @@ class ResNetTrunk(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        # Zero-init the last BN of each residual branch (torchvision's zero_init_residual):
-        # each block starts as identity, which helps small models trained from scratch.
-        for m in self.modules():
-            if isinstance(m, Bottleneck):
-                nn.init.zeros_(m.bn3.weight)
-            elif isinstance(m, BasicBlock):
-                nn.init.zeros_(m.bn2.weight)
 
     def _make_layer(self, block_cls: type, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None

@@ -1,0 +1,123 @@
+"""ResKD training step in the default mode against a plain fp32 NCHW step.
+
+Run: .venv/bin/python bench/bench_kd_step.py [--quick] [--threads N] [--json]
+
+One step = frozen TSN-R50 teacher forward at 224 px under no_grad (BatchNorm in train mode, the
+default `distill.teacher_bn`), TSN-R50 student forward + backward at 112 px,
+`reskd.distill.distiller.distill_loss` (CE + 100 x feature MSE), grad-norm clip 20 and an SGD
+step (Nesterov, as `optim` defaults). 8 frames, batch 4. Default mode = channels_last + the
+precision `runtime.precision=auto` picks here; baseline = fp32, NCHW, same weights. The two
+steps are timed in interleaved rounds; the figure is the median of the per-round ratios of
+clips/s (target >= 2.5x). Exits 1 when the target is missed. --quick: 64 -> 32 px, 2 frames,
+batch 2, one round; the target is not checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reskd.distill.distiller import KDWeights, distill_loss, freeze, set_teacher_mode
+from reskd.efficiency.benchmark import fastest_default_mode, interleaved_rates, machine_facts
+from reskd.engine.runtime import autocast, autocast_dtype, pick_device, prepare_model
+from reskd.engine.train import make_optimizer
+from reskd.models import build_model
+
+TARGET = 2.5  # clips/s default / clips/s fp32 NCHW
+
+
+def make_step(teacher: nn.Module, student: nn.Module, *, teacher_x: torch.Tensor,
+              student_x: torch.Tensor, labels: torch.Tensor, amp_dtype: torch.dtype | None,
+              device: torch.device):
+    """One optimisation step of the student, as reskd.engine.train does it (no GradScaler:
+    fp32 and bf16 need none)."""
+    optimizer = make_optimizer(student.parameters(), optimizer="sgd", lr=0.01, momentum=0.9,
+                               nesterov=True, weight_decay=1e-4)
+    set_teacher_mode(teacher, "train")
+    student.train()
+
+    def step() -> float:
+        with autocast(device, amp_dtype):
+            parts = distill_loss(student, teacher, student_x, teacher_x, labels,
+                                 weights=KDWeights(feature=100.0))
+        optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        nn.utils.clip_grad_norm_(student.parameters(), 20.0)
+        optimizer.step()
+        return parts["loss"].item()  # a host sync, as the trainer's logging does
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke run; the target is not checked")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t_size, s_size, frames, batch, rounds = ((64, 32, 2, 2, 1) if args.quick
+                                             else (224, 112, 8, args.batch, args.rounds))
+    device = pick_device("auto")
+    mode = fastest_default_mode(device)
+    amp = autocast_dtype("auto", device)
+    torch.manual_seed(0)
+    teacher = freeze(build_model("resnet50", num_classes=200))
+    student = build_model("resnet50", num_classes=200)
+    teacher_x = torch.randn(batch, frames, 3, t_size, t_size)  # (N, T, C, H, W)
+    # the student view is the teacher view resized, as the authors' code makes it
+    student_x = F.interpolate(teacher_x.flatten(0, 1), size=(s_size, s_size), mode="bilinear",
+                              align_corners=False).unflatten(0, (batch, frames))
+    labels = torch.randint(0, 200, (batch,))
+    data = dict(teacher_x=teacher_x.to(device), student_x=student_x.to(device),
+                labels=labels.to(device), device=device)
+    steps = {
+        "default": make_step(prepare_model(copy.deepcopy(teacher), device, True),
+                             prepare_model(copy.deepcopy(student), device, True),
+                             amp_dtype=amp, **data),
+        "fp32_nchw": make_step(copy.deepcopy(teacher).to(device), copy.deepcopy(student).to(device),
+                               amp_dtype=None, **data),
+    }
+    for name, step in steps.items():
+        start = time.perf_counter()
+        step()
+        print(f"[kd] warmed up {name} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    rates = interleaved_rates(steps, rounds=rounds, min_seconds=0.0, device=device)
+    clips = {name: [r * batch for r in per] for name, per in rates.items()}
+    per_round = [d / b for d, b in zip(clips["default"], clips["fp32_nchw"])]
+    ratio = statistics.median(per_round)
+    ok = ratio >= TARGET
+    facts = machine_facts(device, amp)
+    shape = {"teacher": [batch, frames, 3, t_size, t_size],
+             "student": [batch, frames, 3, s_size, s_size]}
+    if args.json:
+        print(json.dumps({"mode": mode, "clips_per_s_rounds": clips, "ratio": ratio,
+                          "ratio_per_round": per_round, "target": TARGET, "ok": ok,
+                          "shape": shape, "machine": facts, "quick": args.quick}, indent=2))
+    else:
+        print(f"KD step: TSN-R50 teacher {t_size} px -> TSN-R50 student {s_size} px, {frames} "
+              f"frames, batch {batch}; {rounds} interleaved rounds; default mode {mode['mode']} "
+              f"({mode['precision']}, channels_last) vs fp32 NCHW")
+        print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items() if k != "dtype"))
+        for name, per in clips.items():
+            print(f"  {name:<10}{statistics.median(per):7.3f} clips/s  (rounds: "
+                  + ", ".join(f"{v:.3f}" for v in per) + ")")
+        verdict = "(not checked: --quick)" if args.quick else ("ok" if ok else "MISSED")
+        print(f"clips/s default / fp32 NCHW: {ratio:.2f}x, median of per-round ratios (target >= "
+              f"{TARGET}x) {verdict}; per round: " + ", ".join(f"{v:.2f}" for v in per_round))
+    return 0 if args.quick or ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Does the demo's data loader keep up with the demo's training step?
+
+Run: .venv/bin/python bench/bench_loader.py [--quick] [--num-train N] [--json]
+
+Writes a small synthetic dataset (reskd.data.synth.make_synth_dataset, the demo's data), builds
+each demo run's config (reskd.demo.demo_config: teacher at 64 px, baseline at 32 px, ResKD
+student at 32 px with a 64 px teacher) and its training loader exactly as `reskd train` /
+`reskd distill` do (reskd.cli.make_dataset + reskd.data.datasets.make_loader: batch 32,
+data.workers -1 = one worker per spare core, decoded videos cached). Then, per run, in
+interleaved rounds:
+
+* loader clips/s: one whole epoch through the loader, timed from `iter(loader)` to the last
+  batch, nothing else running (the first, decoding epoch is timed apart as `cold`; the demo
+  runs 15 epochs, so the cached epochs are the steady state);
+* step clips/s: the training step on a real batch (forward, loss, backward, AdamW, grad clip) in
+  the run's mode (channels_last + auto precision), with torch threads set as the trainer sets
+  them (reskd.cli.share_cpu_with_workers).
+
+The figure is loader clips/s / step clips/s, the median of per-round ratios, for every run;
+the target (>= 1.5x) applies to the lowest. The first, decoding epoch is reported as
+`cold epoch loader / step` without a target (the demo's first of 15 epochs). Exits 1 when the
+target is missed. --quick: 64 clips, one
+round; the target is not checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TARGET = 1.5  # loader clips/s / step clips/s
+
+
+def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int | None):
+    """(loader, step function, batch size) of one demo run."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    from reskd.cli import (build_from_kwargs, kd_weights, make_dataset, model_kwargs,
+                           share_cpu_with_workers)
+    from reskd.data.datasets import EpochSampler, make_loader
+    from reskd.demo import demo_config
+    from reskd.distill.distiller import distill_loss, freeze, set_teacher_mode
+    from reskd.engine.runtime import autocast, autocast_dtype, pick_device, prepare_model
+    from reskd.engine.train import make_optimizer
+
+    cfg = demo_config(data, out / name, size=size, epochs=15, seed=0)
+    num_classes = len(data["classes"])
+    sizes = (teacher_size, size) if teacher_size else (size,)
+    dataset = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
+                           log=lambda m: print(m, file=sys.stderr))
+    sampler = EpochSampler(DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True,
+                                              seed=0, drop_last=True))
+    loader = make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
+                         sampler=sampler, drop_last=True)
+    device = pick_device(cfg.runtime.device)
+    amp = autocast_dtype(cfg.runtime.precision, device)
+    kwargs = model_kwargs(cfg, num_classes)
+    model = prepare_model(build_from_kwargs(kwargs), device, cfg.runtime.channels_last).train()
+    teacher = None
+    if teacher_size:
+        teacher = prepare_model(freeze(build_from_kwargs(kwargs)), device,
+                                cfg.runtime.channels_last)
+        set_teacher_mode(teacher, cfg.distill.teacher_bn)
+    o = cfg.optim
+    optimizer = make_optimizer(model.parameters(), optimizer=o.optimizer, lr=o.lr,
+                               momentum=o.momentum, nesterov=o.nesterov,
+                               weight_decay=o.weight_decay)
+    batch = next(iter(loader))
+    views = [v.to(device) for v in batch["views"]]
+    labels = batch["label"].to(device)
+    weights = kd_weights(cfg)
+
+    def step() -> float:
+        with autocast(device, amp):
+            if teacher is not None:
+                loss = distill_loss(model, teacher, views[1], views[0], labels,
+                                    weights=weights)["loss"]
+            else:
+                loss = F.cross_entropy(model(views[0]).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+        optimizer.step()
+        return loss.item()
+
+    def threads() -> None:
+        share_cpu_with_workers(device, loader.num_workers)
+
+    return loader, step, threads, cfg
+
+
+def time_epoch(loader, epoch: int) -> tuple[float, int]:
+    """(seconds, clips) of one epoch through the loader, from iter() to the last batch."""
+    loader.sampler.set_epoch(epoch)
+    start, clips = time.perf_counter(), 0
+    for batch in loader:
+        clips += batch["label"].shape[0]
+    return time.perf_counter() - start, clips
+
+
+def main(argv: list[str] | None = None) -> int:
+    from reskd.data.synth import make_synth_dataset
+    from reskd.demo import STUDENT_SIZE, TEACHER_SIZE
+    from reskd.efficiency.benchmark import machine_facts
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke run; the target is not checked")
+    p.add_argument("--num-train", type=int, default=256, help="clips in the train list")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--data", default="", help="reuse/keep the dataset here (default: a temp dir)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    num_train, rounds = (64, 1) if args.quick else (args.num_train, args.rounds)
+    default_threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="reskd-bench-loader-") as tmp:
+        root = Path(args.data) if args.data else Path(tmp) / "data"
+        start = time.perf_counter()
+        data = make_synth_dataset(root, seed=0, num_train=num_train, num_val=8)
+        print(f"[loader] dataset of {num_train} clips ready in {time.perf_counter() - start:.0f} s"
+              f" ({root})", file=sys.stderr)
+        runs = {"teacher": (TEACHER_SIZE, None), "baseline": (STUDENT_SIZE, None),
+                "reskd": (STUDENT_SIZE, TEACHER_SIZE)}
+        results = {}
+        for name, (size, teacher_size) in runs.items():
+            torch.set_num_threads(default_threads)
+            loader, step, trainer_threads, cfg = build_run(data, Path(tmp), name=name, size=size,
+                                                           teacher_size=teacher_size)
+            cold_s, cold_clips = time_epoch(loader, 0)  # decodes and fills the caches
+            trainer_threads()
+            step()  # warm-up
+            loader_rates, step_rates = [], []
+            for r in range(rounds):
+                torch.set_num_threads(default_threads)
+                seconds, clips = time_epoch(loader, r + 1)
+                loader_rates.append(clips / seconds)
+                trainer_threads()
+                n, start = 0, time.perf_counter()
+                while n < 2 or time.perf_counter() - start < min(seconds, 5.0):
+                    step()
+                    n += 1
+                step_rates.append(n * cfg.data.batch_size / (time.perf_counter() - start))
+            per_round = [a / b for a, b in zip(loader_rates, step_rates)]
+            results[name] = {
+                "size": size, "teacher_size": teacher_size, "batch": cfg.data.batch_size,
+                "workers": loader.num_workers, "trainer_threads": torch.get_num_threads(),
+                "cold_loader_clips_per_s": cold_clips / cold_s,
+                "loader_clips_per_s": statistics.median(loader_rates),
+                "loader_clips_per_s_rounds": loader_rates,
+                "step_clips_per_s": statistics.median(step_rates),
+                "step_clips_per_s_rounds": step_rates,
+                "ratio": statistics.median(per_round), "ratio_per_round": per_round,
+                # the first epoch decodes every video (no cache yet): 1 of the demo's 15
+                "cold_ratio": (cold_clips / cold_s) / statistics.median(step_rates),
+            }
+            del loader  # stops its persistent workers before the next run starts its own
+        torch.set_num_threads(default_threads)
+    from reskd.engine.runtime import autocast_dtype, pick_device
+
+    device = pick_device("auto")
+    facts = machine_facts(device, autocast_dtype("auto", device))
+    worst = min(results, key=lambda k: results[k]["ratio"])
+    ok = results[worst]["ratio"] >= TARGET
+    if args.json:
+        print(json.dumps({"runs": results, "worst": worst, "target": TARGET, "ok": ok,
+                          "num_train": num_train, "machine": facts, "quick": args.quick},
+                         indent=2))
+    else:
+        print(f"demo loader vs demo training step; {num_train} train clips, batch 32, "
+              f"{rounds} interleaved rounds")
+        print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+        for name, r in results.items():
+            view = f"{r['teacher_size']}+{r['size']} px" if r["teacher_size"] else f"{r['size']} px"
+            print(f"  {name:<9}{view:<11} loader {r['loader_clips_per_s']:7.1f} clips/s "
+                  f"(cold epoch {r['cold_loader_clips_per_s']:.1f}; {r['workers']} worker)  "
+                  f"step {r['step_clips_per_s']:7.1f} clips/s ({r['trainer_threads']} thread)  "
+                  f"loader / step {r['ratio']:.2f}x  per round: "
+                  + ", ".join(f"{v:.2f}" for v in r["ratio_per_round"])
+                  + f"; cold epoch loader / step {r['cold_ratio']:.2f}x")
+        verdict = "(not checked: --quick)" if args.quick else ("ok" if ok else "MISSED")
+        print(f"lowest loader / step: {results[worst]['ratio']:.2f}x ({worst}) "
+              f"(target >= {TARGET}x) {verdict}")
+    return 0 if args.quick or ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

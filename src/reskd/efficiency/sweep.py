@@ -1,0 +1,402 @@
+"""Efficiency reports of one model: GMACs (`reskd flops`) and resolution sweeps (`reskd sweep`).
+
+* :func:`flops_report` counts GMACs per view and per video exactly as the paper does
+  (:func:`reskd.efficiency.flops.count_macs`: mmcv-style module hooks, no attention matmuls),
+  the full count with the matmuls as ``gmacs_with_matmul``, and the parameters of the deployed
+  network. Models are built on the ``meta`` device: counts depend on shapes only, so even Video
+  Swin-S at 32 x 224^2 x 12 views takes about a second and no memory.
+* :func:`sweep` measures the paper's Table 4 for any model: per input size the GMACs, their
+  reduction against the largest size, throughput in the default mode (timed in interleaved
+  rounds, see :mod:`reskd.efficiency.benchmark`), the speed-up, and the accuracy of a checkpoint
+  trained for that size when a config is given. It writes ``sweep.md``, ``sweep.json`` and
+  ``tradeoff.png`` (accuracy vs GMACs, with the paper's Table 1 methods and Table 4 curve as
+  reference points).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+__all__ = ["PAPER_GMACS", "PAPER_TABLE1_ACTIVITYNET", "PAPER_TABLE4", "flops_report",
+           "format_flops", "sweep", "format_sweep", "plot_tradeoff"]
+
+# (arch, frames, views) -> {size: GMACs per video} as printed in the paper (see REFERENCE.md).
+# TSN cells are for ActivityNet (200 classes); the head's share is 2048 * K MACs per frame, so
+# 400 classes adds 0.013 GMACs at 16 frames and the cells still round to the printed values.
+PAPER_GMACS: dict[tuple[str, int, int], dict[int, float]] = {
+    ("resnet50", 16, 1): {224: 65.9, 144: 28.3, 112: 17.4, 96: 12.1, 72: 8.3, 56: 4.8},
+    ("slowonly_r50", 8, 30): {224: 1260.0, 112: 332.0},
+    ("swin3d_s", 32, 12): {224: 1639.0, 112: 421.0},
+}
+
+# Table 1, ActivityNet-v1.3: method -> (mAP %, GFLOPs as the paper counts them).
+PAPER_TABLE1_ACTIVITYNET: dict[str, tuple[float, float]] = {
+    "LiteEval": (72.7, 95.1), "SCSampler": (72.9, 42.0), "ListenToLook": (72.3, 81.4),
+    "AdaFrame": (71.5, 79.0), "AR-Net": (73.8, 33.5), "AdaFuse": (73.1, 61.4),
+    "Dynamic-STE": (75.9, 30.5), "FrameExit": (76.1, 26.1), "VideoIQ": (74.8, 28.1),
+    "AdaFocus": (75.0, 26.6), "AdaFocusV2": (78.9, 34.1), "OCSampler": (77.2, 25.8),
+    "ResKD": (80.0, 17.4),
+}
+
+# Table 4: ResKD TSN-R50, 16 frames, ActivityNet; size -> (mAP %, GFLOPs, videos/s on one
+# V100 SXM2 at batch 64).
+PAPER_TABLE4: dict[int, tuple[float, float, float]] = {
+    224: (81.7, 65.9, 78.7), 144: (81.3, 28.3, 163.2), 112: (80.0, 17.4, 262.8),
+    96: (76.2, 12.1, 333.9), 72: (73.4, 8.3, 434.7), 56: (70.5, 4.8, 631.5),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# GMACs
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _meta_model(model_name: str | None, checkpoint: str | Path | None, *, frames: int,
+                num_classes: int) -> tuple[torch.nn.Module, dict, dict | None]:
+    """(model on the meta device, its builder kwargs, the checkpoint or None)."""
+    from reskd.models import ARCHS
+
+    if (model_name is None) == (checkpoint is None):
+        raise ValueError("give exactly one of model_name (an architecture, e.g. resnet50) or "
+                         f"checkpoint (a reskd model.pt); got model_name={model_name!r}, "
+                         f"checkpoint={checkpoint!r}")
+    ckpt = None
+    if checkpoint is not None:
+        from reskd.engine.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint)
+        kwargs = dict(ckpt["model_kwargs"])
+    else:
+        if model_name not in ARCHS:
+            raise ValueError(f"unknown model {model_name!r}; valid: {', '.join(ARCHS)}")
+        kwargs = {"arch": model_name, "num_classes": _positive_int("num_classes", num_classes),
+                  "num_segments": frames}  # num_segments: TSM shifts across exactly T frames
+    from reskd.models import build_model
+
+    with torch.device("meta"):
+        k = {key: tuple(v) if isinstance(v, list) else v for key, v in kwargs.items()}
+        model = build_model(**k)
+    return model, kwargs, ckpt
+
+
+def flops_report(*, model_name: str | None = None, checkpoint: str | Path | None = None,
+                 size: int | None = None, frames: int | None = None, views: int = 1,
+                 num_classes: int = 400) -> dict:
+    """GMACs per view and per video (x `views`) as the paper counts them, for one model.
+
+    Give an architecture name (reskd.models.ARCHS; random init, `num_classes` outputs, TSM
+    built for `frames` segments) or a reskd checkpoint (its stored architecture and classes;
+    `size` and `frames` default to the ones it was trained with). Returns a dict with
+    `gmacs_per_view`, `gmacs_per_video` (the paper's convention: module hooks, no attention
+    matmuls), `gmacs_with_matmul_per_view/_per_video` (plus matmul/bmm/sdpa/einsum),
+    `params_m` (the deployed network only: a reskd checkpoint holds the student alone),
+    `by_type` (GMACs per view by module type), `paper_gmacs` (the paper's printed cell for this
+    model, frames, views and size, else None) and the inputs.
+    """
+    from reskd.efficiency.flops import count_macs
+
+    _positive_int("views", views)
+    if checkpoint is None:
+        if size is None or frames is None:
+            raise ValueError(f"give size and frames with model_name (got size={size!r}, "
+                             f"frames={frames!r})")
+    model, kwargs, ckpt = _meta_model(model_name, checkpoint, frames=frames or 1,
+                                      num_classes=num_classes)
+    if ckpt is not None:
+        size = ckpt["size"] if size is None else size
+        frames = ckpt["frames"] if frames is None else frames
+        if kwargs["arch"].startswith("tsm_") and frames != kwargs.get("num_segments", frames):
+            raise ValueError(f"checkpoint {checkpoint} is a TSM model built for "
+                             f"{kwargs['num_segments']} frames; got frames={frames}")
+    _positive_int("size", size)
+    _positive_int("frames", frames)
+    x = torch.empty(1, frames, 3, size, size, device="meta")  # (N, T, C, H, W)
+    count = count_macs(model, x)
+    arch = kwargs["arch"]
+    paper = PAPER_GMACS.get((arch, frames, views), {}).get(size)
+    return {
+        "model": arch, "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "size": size, "frames": frames, "views": views, "num_classes": kwargs["num_classes"],
+        "input_shape_per_view": list(x.shape),
+        "gmacs_per_view": count.gmacs, "gmacs_per_video": count.gmacs * views,
+        "gmacs_with_matmul_per_view": count.gmacs_with_matmul,
+        "gmacs_with_matmul_per_video": count.gmacs_with_matmul * views,
+        "params_m": count.params_m, "by_type": count.by_type, "paper_gmacs": paper,
+    }
+
+
+def format_flops(report: Mapping) -> str:
+    r = report
+    source = f"checkpoint {r['checkpoint']}" if r["checkpoint"] else "random init"
+    lines = [
+        f"{r['model']} ({source}), {r['num_classes']} classes, input "
+        f"{r['frames']} x 3 x {r['size']} x {r['size']} per view, {r['views']} view(s)",
+        f"GMACs per view:   {r['gmacs_per_view']:.3f}",
+        f"GMACs per video:  {r['gmacs_per_video']:.3f}   (the paper's \"GFLOPs\": mmcv-style "
+        f"module hooks, attention matmuls not counted)",
+        f"gmacs_with_matmul per video: {r['gmacs_with_matmul_per_video']:.3f}   "
+        f"(adds attention/functional matmuls)",
+        f"parameters:       {r['params_m']:.2f} M   (the deployed network only)",
+    ]
+    if r.get("paper_gmacs") is not None:
+        lines.append(f"paper prints:     {r['paper_gmacs']}   "
+                     f"(ratio {r['gmacs_per_video'] / r['paper_gmacs']:.4f})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution sweep
+
+
+def _parse_sizes(sizes: Sequence[int]) -> list[int]:
+    sizes = list(sizes)
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes must be a non-empty list of distinct sizes, got {sizes!r}")
+    for s in sizes:
+        _positive_int("each size", s)
+    return sizes
+
+
+def sweep(*, sizes: Sequence[int], frames: int, out: str | Path, model_name: str | None = None,
+          checkpoints: Mapping[int, str | Path] | None = None, config: str | Path | None = None,
+          overrides: Sequence[str] = (), views: int = 1, num_classes: int = 400, batch: int = 4,
+          rounds: int = 3, min_seconds: float = 1.0, device: str = "auto",
+          log: Callable[[str], None] = print) -> dict:
+    """Table 4 for one architecture: GMACs, reduction, videos/s, speed-up, accuracy per size.
+
+    The network is `model_name` (random init), or the one stored in the checkpoints (all of
+    them must share it, class count aside: the sweep compares resolutions, not models; a
+    `model_name` given with checkpoints must name their architecture). Throughput is the
+    default mode's (:func:`reskd.efficiency.benchmark.fastest_default_mode`) on random clips of
+    `batch` videos, timed in interleaved rounds. `checkpoints` maps a size to a model trained
+    for it; with a `config` (YAML path, plus `--set`-style `overrides`) each is tested with
+    `reskd.cli.run_test` at `data.size` = that size (mAP for multi-label data, else top-1);
+    without a config the accuracy cells stay blank. Writes OUT/sweep.md, OUT/sweep.json and
+    OUT/tradeoff.png; returns the JSON payload.
+    """
+    from reskd.efficiency.benchmark import bench_report, fastest_default_mode, machine_facts
+    from reskd.engine.checkpoint import load_checkpoint
+    from reskd.engine.runtime import autocast_dtype, pick_device
+
+    sizes = _parse_sizes(sizes)
+    _positive_int("frames", frames)
+    checkpoints = {int(s): Path(p) for s, p in (checkpoints or {}).items()}
+    unknown = sorted(set(checkpoints) - set(sizes))
+    if unknown:
+        raise ValueError(f"checkpoints given for sizes {unknown} that are not in sizes {sizes}")
+    if model_name is None and not checkpoints:
+        raise ValueError("give model_name (e.g. resnet50) or at least one checkpoint")
+    if config is not None and not Path(config).is_file():
+        raise FileNotFoundError(f"config not found: {config}")
+    arch, shape_kwargs = model_name, None
+    for size, path in checkpoints.items():
+        ckpt = load_checkpoint(path)
+        a = ckpt["model_kwargs"]["arch"]
+        arch = arch or a
+        # everything that shapes the network except its class count and dropout
+        kw = {k: v for k, v in ckpt["model_kwargs"].items() if k not in ("num_classes", "dropout")}
+        shape_kwargs = shape_kwargs or kw
+        if a != arch or kw != shape_kwargs:
+            raise ValueError(f"checkpoint {path} (size {size}) is a {a} model built with {kw}, "
+                             f"but the sweep is over {arch} {shape_kwargs}; a sweep compares "
+                             f"one architecture across resolutions. Pass checkpoints of one "
+                             f"architecture.")
+        if ckpt["frames"] != frames:
+            raise ValueError(f"checkpoint {path} was trained on {ckpt['frames']} frames but the "
+                             f"sweep uses frames={frames}; pass --frames {ckpt['frames']}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    # taken before any work of ours, so the load average is other jobs' load
+    facts = machine_facts(dev, autocast_dtype("auto", dev))
+
+    # With checkpoints, the network is the one they store (widths, strides ... included);
+    # sizes without one are counted and timed on the first checkpoint's network.
+    first_ckpt = next(iter(checkpoints.values()), None)
+    rows = []
+    for size in sizes:
+        if first_ckpt is not None:
+            f = flops_report(checkpoint=checkpoints.get(size, first_ckpt), size=size,
+                             frames=frames, views=views)
+        else:
+            f = flops_report(model_name=model_name, size=size, frames=frames, views=views,
+                             num_classes=num_classes)
+        rows.append({"size": size, "gmacs": f["gmacs_per_video"],
+                     "gmacs_with_matmul": f["gmacs_with_matmul_per_video"],
+                     "params_m": f["params_m"],
+                     "checkpoint": str(checkpoints[size]) if size in checkpoints else None})
+
+    default = fastest_default_mode(dev)
+    log(f"[sweep] timing {arch} at {', '.join(map(str, sizes))} px in the default mode "
+        f"({default['mode']}), batch {batch}, {rounds} interleaved rounds")
+    bench = bench_report(model_name=None if first_ckpt else model_name, checkpoint=first_ckpt,
+                         sizes=sizes, frames=frames, batch=batch, modes=[default["mode"]],
+                         device=dev, num_classes=num_classes, rounds=rounds,
+                         min_seconds=min_seconds, log=log)
+    by_size = {b["size"]: b for b in bench}
+    largest = max(sizes)
+    ref = next(r for r in rows if r["size"] == largest)
+    for row in rows:
+        b = by_size[row["size"]]
+        row["videos_per_s"] = b["videos_per_s"]
+        row["videos_per_s_rounds"] = b["videos_per_s_rounds"]
+        row["reduction"] = ref["gmacs"] / row["gmacs"]
+        row["speedup"] = (b["videos_per_s"] / by_size[largest]["videos_per_s"]
+                          if b["videos_per_s"] and by_size[largest]["videos_per_s"] else None)
+        row["accuracy"], row["metric"], row["test"] = None, None, None
+
+    if config is not None and checkpoints:
+        from reskd.cli import run_test
+        from reskd.config import load_config
+
+        base_cfg = load_config(config, list(overrides))
+        for row in rows:
+            if row["checkpoint"] is None:
+                continue
+            cfg = copy.deepcopy(base_cfg)
+            cfg.data.size = row["size"]
+            log(f"[sweep] testing {row['checkpoint']} at {row['size']} px")
+            result = run_test(cfg, row["checkpoint"], log=log)
+            row["metric"] = "mAP" if "mAP" in result else "top1"
+            row["accuracy"] = float(result[row["metric"]])
+            row["test"] = {k: float(v) if isinstance(v, (int, float)) else v
+                           for k, v in result.items() if k != "failed"}
+            row["test"]["num_failed"] = len(result.get("failed", []))
+
+    facts["load_avg_1m_end"] = machine_facts(dev, None)["load_avg_1m"]
+    payload = {"model": arch, "frames": frames, "views": views, "batch": batch,
+               "mode": default, "rounds": rounds, "machine": facts, "rows": rows,
+               "config": str(config) if config is not None else None,
+               "overrides": list(overrides),
+               "paper_table4": {str(s): {"mAP": a, "gmacs": g, "videos_per_s": v}
+                                for s, (a, g, v) in PAPER_TABLE4.items()}}
+    (out / "sweep.json").write_text(json.dumps(payload, indent=2))
+    (out / "sweep.md").write_text(format_sweep(payload))
+    plot_tradeoff(rows, out / "tradeoff.png", title=f"{arch}, {frames} frames, {views} view(s)")
+    log(f"[sweep] wrote {out / 'sweep.md'}, {out / 'sweep.json'}, {out / 'tradeoff.png'}")
+    return payload
+
+
+def _metric_label(rows: Sequence[Mapping]) -> str:
+    metrics = {r["metric"] for r in rows if r.get("metric")}
+    if not metrics:
+        return "accuracy (%)"
+    return " / ".join(sorted("top-1 (%)" if m == "top1" else f"{m} (%)" for m in metrics))
+
+
+def format_sweep(payload: Mapping) -> str:
+    """Table 4's layout: one column per resolution; accuracy, GMACs (reduction), videos/s
+    (speed-up) as rows; then the paper's Table 4 for reference."""
+    rows = payload["rows"]
+    m, facts = payload["mode"], payload["machine"]
+
+    def cell(value, fmt: str, extra=None, arrow: str = "") -> str:
+        if value is None:
+            return ""
+        text = format(value, fmt)
+        return text if extra is None or math.isclose(extra, 1.0) else f"{text} ({extra:.1f}{arrow})"
+
+    head = "| resolution | " + " | ".join(f"{r['size']}p" for r in rows) + " |"
+    rule = "|---" * (len(rows) + 1) + "|"
+    lines = [
+        f"# Resolution sweep: {payload['model']}, {payload['frames']} frames, "
+        f"{payload['views']} view(s)", "",
+        head, rule,
+        f"| {_metric_label(rows)} | " + " | ".join(cell(r["accuracy"], ".1f") for r in rows) + " |",
+        "| GMACs | " + " | ".join(cell(r["gmacs"], ".3g" if r["gmacs"] < 1 else ".1f",
+                                         r["reduction"], "x fewer") for r in rows) + " |",
+        "| videos/s | " + " | ".join(cell(r["videos_per_s"],
+                                          ".0f" if (r["videos_per_s"] or 0) >= 100 else ".3g",
+                                          r["speedup"], "x") for r in rows) + " |",
+        "",
+        f"GMACs per video as the paper counts them (mmcv-style module hooks, attention matmuls "
+        f"not counted) x {payload['views']} view(s); reduction is against "
+        f"{max(r['size'] for r in rows)}p.",
+        f"Throughput: default mode `{m['mode']}` ({m['precision']}, channels_last), batch "
+        f"{payload['batch']}, median of {payload['rounds']} interleaved rounds; {facts['device']}, "
+        f"{facts['threads']} threads, torch {facts['torch']}, {facts['date']}, 1-min load "
+        f"average before the sweep {facts['load_avg_1m']} on {facts['cpus']} CPUs"
+        + (" (shared machine: compare the speed-ups, not absolute videos/s)."
+           if facts["load_avg_1m"] and facts["cpus"] and facts["load_avg_1m"] > 0.5 * facts["cpus"]
+           else "."),
+    ]
+    if payload.get("config") is None:
+        lines.append("Accuracy: not measured (give a config and checkpoints to test).")
+    else:
+        lines.append(f"Accuracy: `reskd test` of each size's checkpoint with {payload['config']} "
+                     f"at that data.size.")
+    p = PAPER_TABLE4
+    lines += [
+        "", "## Paper, Table 4 (ResKD TSN-R50, 16 frames, ActivityNet; one V100, batch 64)", "",
+        "| resolution | " + " | ".join(f"{s}p" for s in p) + " |",
+        "|---" * (len(p) + 1) + "|",
+        "| mAP (%) | " + " | ".join(f"{a:.1f}" for a, _, _ in p.values()) + " |",
+        "| GFLOPs (GMACs) | " + " | ".join(
+            cell(g, ".1f", p[224][1] / g, "x fewer") for _, g, _ in p.values()) + " |",
+        "| videos/s | " + " | ".join(
+            cell(v, ".1f", v / p[224][2], "x") for _, _, v in p.values()) + " |", "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_tradeoff(rows: Sequence[Mapping], out_png: str | Path, *, title: str = "") -> Path:
+    """Accuracy vs GMACs per video (log x): the paper's Table 1 ActivityNet methods and Table 4
+    ResKD curve as references, and the measured rows that have an accuracy.
+
+    matplotlib is imported here lazily (Agg canvas, Figure API, no pyplot). The house rule puts
+    plotting in reskd.analysis.plots; this function belongs there once that file can take it.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(f"the trade-off plot needs matplotlib: pip install matplotlib "
+                          f"({e})") from e
+    fig = Figure(figsize=(7.5, 5.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, (acc, gmacs) in PAPER_TABLE1_ACTIVITYNET.items():
+        if name == "ResKD":
+            continue
+        ax.scatter([gmacs], [acc], color="0.55", marker="o", s=22, zorder=2)
+        ax.annotate(name, (gmacs, acc), textcoords="offset points", xytext=(4, 3), fontsize=7,
+                    color="0.35")
+    ax.scatter([], [], color="0.55", marker="o", s=22, label="paper Table 1 (ActivityNet mAP)")
+    sizes = sorted(PAPER_TABLE4, reverse=True)
+    ax.plot([PAPER_TABLE4[s][1] for s in sizes], [PAPER_TABLE4[s][0] for s in sizes], "-s",
+            color="tab:red", markersize=4, label="paper ResKD, Table 4 (TSN-R50 16f)", zorder=3)
+    for s in sizes:
+        ax.annotate(f"{s}p", (PAPER_TABLE4[s][1], PAPER_TABLE4[s][0]), textcoords="offset points",
+                    xytext=(-6, -11), fontsize=7, color="tab:red")
+    measured = sorted((r for r in rows if r.get("accuracy") is not None), key=lambda r: r["gmacs"])
+    if measured:
+        ax.plot([r["gmacs"] for r in measured], [r["accuracy"] for r in measured], "-D",
+                color="tab:blue", markersize=5, zorder=4,
+                label=f"measured ({_metric_label(measured)})")
+        for r in measured:
+            ax.annotate(f"{r['size']}p", (r["gmacs"], r["accuracy"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7, color="tab:blue")
+    else:
+        ax.text(0.02, 0.85, "no measured accuracy\n(give checkpoints and a config)",
+                transform=ax.transAxes, ha="left", va="top", fontsize=8, color="tab:blue")
+    ax.set_xscale("log")
+    ax.set_xlabel("GMACs per video (the paper's GFLOPs)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Accuracy vs computation{': ' + title if title else ''}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best" if measured else "upper left")
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, format="png", bbox_inches="tight")
+    return out_png
