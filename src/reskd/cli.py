@@ -5,6 +5,8 @@
     reskd test CONFIG --checkpoint CKPT [--set ...] [--json]
     reskd demo [--out DIR] [--quick] [--seed S]
     reskd data synth --out DIR [--seed S]
+    reskd data extract LIST --root R --out DIR [--short-side 256] [--fps F]
+    reskd data convert DATASET --out DIR [--csv/--json/--labels/--train/--val ...]
     reskd flops (--model NAME | --checkpoint CKPT) [--size S --frames F] [--views V] [--json]
     reskd bench (--model NAME | --checkpoint CKPT) --sizes 224,112,56 --frames F --batch B
     reskd sweep [--model NAME] [--checkpoints S=CKPT,...] --sizes ... --frames F --out DIR
@@ -484,6 +486,17 @@ def cmd_data_check(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_data_extract(args) -> int:
+    from reskd.data.extract import extract_dataset
+
+    report = extract_dataset(args.list, args.root, args.out, short_side=args.short_side,
+                             fps=args.fps, workers=args.workers)
+    print(report.summary())
+    print(f"train on it with: --set data.format=rawframes --set data.root={Path(args.out) / 'frames'}"
+          f" --set data.train_list={report.list_path.resolve()}")
+    return 1 if report.failed else 0
+
+
 def cmd_data_convert(args) -> int:
     from reskd.data.formats import convert
 
@@ -690,6 +703,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--num-train", type=int, default=0, help="clips (default 6000)")
     q.add_argument("--num-val", type=int, default=0, help="clips (default 1000)")
     q.set_defaults(func=cmd_data_synth)
+    q = data.add_parser("extract", help="videos -> raw-frame folders + raw-frame list (resumable)")
+    q.add_argument("list", help="video list (relative/path.mp4 label ...)")
+    q.add_argument("--root", default=".", help="folder the list's paths are relative to")
+    q.add_argument("--out", required=True, help="writes OUT/frames/... and OUT/<list name>")
+    q.add_argument("--short-side", type=int, default=256, help="256 or 320, as mmaction2")
+    q.add_argument("--fps", type=float, default=0.0, help="resample to this rate (0: all frames)")
+    q.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    q.set_defaults(func=cmd_data_extract)
     q = data.add_parser("convert", help="official annotations -> train.txt/val.txt/classes.txt")
     q.add_argument("dataset", choices=["kinetics400", "activitynet", "sthv2", "fcvid", "minikinetics"])
     q.add_argument("--out", required=True, help="folder for the lists")
