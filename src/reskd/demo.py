@@ -31,7 +31,9 @@ def demo_config(data: dict, out: Path, *, size: int, epochs: int, seed: int) -> 
         f"data.root={data['root']}", "data.train_list=train.txt", "data.val_list=val.txt",
         "data.classes=classes.txt", "data.num_segments=2", f"data.size={size}",
         "data.short_side_ratio=1.0", "data.crop_scales=[1.0]", "data.flip=false",
-        "data.batch_size=32", "data.cache_decoded=true",
+        # every video decoded once into memory; no loader workers: transforming a cached
+        # 64 px clip is cheap, and both cores go to the model (276 vs 180 clips/s measured)
+        "data.batch_size=32", "data.cache_decoded=true", "data.workers=0",
         "model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.widths=[16,32,64,128]", "model.stem=small", "model.strides=[1,2,2,2]",
         "model.dropout=0.0",

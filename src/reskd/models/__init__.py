@@ -1,6 +1,6 @@
 """Model builders: one call from an architecture name and keyword options to a video model.
 
-Every model takes clips (N, T, C, H, W) and has `features` / `head` (see `reskd.models.tsn`).
+Every model takes clips (N, T, C, H, W) and has `features` / `head` (see `reskd.models.base`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
                 layers: tuple[int, ...] = (1, 1, 1, 1), widths: tuple[int, ...] = (64, 128, 256, 512),
                 stem: str = "imagenet", strides: tuple[int, ...] = (1, 2, 2, 2),
                 dropout: float = 0.5, num_segments: int = 8, pretrained: str = "") -> nn.Module:
-    """A video model with the uniform API of `reskd.models.tsn`. `arch`:
+    """A video model with the uniform API of `reskd.models.base`. `arch`:
 
     - TSN over a ResNet: resnet18/34/50/101/152 (torchvision layout), resnet50s (the paper's
       R50-S, strides (1, 1, 2, 2)), or "resnet" built from block/layers/widths/stem/strides;

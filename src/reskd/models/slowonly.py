@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from reskd.models.base import VideoClassifier
+
 # name -> (layers, temporal kernel of each stage's conv1)
 SLOWONLY_DEPTHS = {
     "slowonly_r50": ((3, 4, 6, 3), (1, 1, 3, 3)),
@@ -94,8 +96,8 @@ class ResNet3dTrunk(nn.Module):
         return x  # (N, C, T, h, w)
 
 
-class SlowOnly(nn.Module):
-    """SlowOnly video model with the uniform reskd API (see `reskd.models.tsn`).
+class SlowOnly(VideoClassifier):
+    """SlowOnly video model with the uniform reskd API (see `reskd.models.base`).
 
     Clips come in as (N, T, C, H, W) like every reskd model and are permuted to the 3D
     layout (N, C, T, H, W) inside; `features` permutes back to (N, T, C', h, w).
@@ -106,15 +108,8 @@ class SlowOnly(nn.Module):
 
     def __init__(self, backbone: nn.Module, feature_channels: int, num_classes: int,
                  dropout: float = 0.5):
-        super().__init__()
+        super().__init__(feature_channels, num_classes, dropout)
         self.backbone = backbone
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(feature_channels, num_classes)
-        nn.init.normal_(self.fc.weight, std=0.01)
-        nn.init.zeros_(self.fc.bias)
-        self.num_classes = num_classes
-        self.feature_channels = feature_channels
-        self.channels_last = False  # True: inputs go in as channels_last_3d
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
@@ -124,22 +119,6 @@ class SlowOnly(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last_3d)
         f = self.backbone(x)  # (N, C', T, h, w)
         return f.transpose(1, 2)  # (N, T, C', h, w)
-
-    def head(self, f: torch.Tensor) -> torch.Tensor:
-        pooled = f.mean(dim=(1, 3, 4))  # (N, C')
-        return self.fc(self.dropout(pooled))  # (N, K)
-
-    def frame_logits(self, f: torch.Tensor) -> torch.Tensor:
-        return self.fc(f.mean(dim=(-2, -1)))  # (N, T, K)
-
-    def pixel_logits(self, f: torch.Tensor) -> torch.Tensor:
-        logits = self.fc(f.movedim(2, -1))  # (N, T, h, w, K)
-        return logits.movedim(-1, 2)  # (N, T, K, h, w)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False):
-        """(N, T, C, H, W) -> logits (N, K), or (logits, pre-pool map) with return_features."""
-        f = self.features(x)
-        return (self.head(f), f) if return_features else self.head(f)
 
 
 def inflate_from_2d(trunk: nn.Module, state_dict_2d: dict[str, torch.Tensor]) -> None:

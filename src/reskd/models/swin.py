@@ -18,11 +18,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from reskd.models.base import VideoClassifier
+
 SWIN_ARCHS = ("swin3d_t", "swin3d_s", "swin3d_b")
 
 
-class VideoSwin(nn.Module):
-    """Video Swin with the uniform reskd API (see `reskd.models.tsn`).
+class VideoSwin(VideoClassifier):
+    """Video Swin with the uniform reskd API (see `reskd.models.base`).
 
     Clips come in as (N, T, C, H, W) and are permuted to (N, C, T, H, W) inside; the patch
     embedding halves T, so `features` returns (N, T/2, C', h, w) (T' = ceil(T / 2)).
@@ -32,19 +34,11 @@ class VideoSwin(nn.Module):
     memory_format = torch.channels_last_3d
 
     def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5):
-        super().__init__()
+        super().__init__(backbone.num_features, num_classes, dropout)
         # The classifier is self.fc (same name in every reskd model); an unused torchvision head
         # would also break DDP (parameters without gradients).
         backbone.head = nn.Identity()
         self.backbone = backbone
-        feature_channels = backbone.num_features
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(feature_channels, num_classes)
-        nn.init.normal_(self.fc.weight, std=0.01)
-        nn.init.zeros_(self.fc.bias)
-        self.num_classes = num_classes
-        self.feature_channels = feature_channels
-        self.channels_last = False  # True: inputs go in as channels_last_3d
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
@@ -56,22 +50,6 @@ class VideoSwin(nn.Module):
         x = b.pos_drop(b.patch_embed(x))  # (N, T', H/4, W/4, C0)
         x = b.norm(b.features(x))  # (N, T', h, w, C')
         return x.permute(0, 1, 4, 2, 3)  # (N, T', C', h, w)
-
-    def head(self, f: torch.Tensor) -> torch.Tensor:
-        pooled = f.mean(dim=(1, 3, 4))  # (N, C')
-        return self.fc(self.dropout(pooled))  # (N, K)
-
-    def frame_logits(self, f: torch.Tensor) -> torch.Tensor:
-        return self.fc(f.mean(dim=(-2, -1)))  # (N, T', K)
-
-    def pixel_logits(self, f: torch.Tensor) -> torch.Tensor:
-        logits = self.fc(f.movedim(2, -1))  # (N, T', h, w, K)
-        return logits.movedim(-1, 2)  # (N, T', K, h, w)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False):
-        """(N, T, C, H, W) -> logits (N, K), or (logits, pre-pool map) with return_features."""
-        f = self.features(x)
-        return (self.head(f), f) if return_features else self.head(f)
 
 
 def video_swin(arch: str = "swin3d_s", *, num_classes: int, dropout: float = 0.5) -> VideoSwin:

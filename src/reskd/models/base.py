@@ -1,0 +1,49 @@
+"""What every reskd video model shares: the classifier over a pre-pool map, and the uniform API.
+
+- `features(x)`: clip (N, T, C, H, W) -> pre-pool feature map (N, T', C', h, w) (subclasses);
+- `head(f)`: feature map -> clip logits (N, K): global average pool over (T', h, w), dropout,
+  fc (the I3D head of 3D models; TSN overrides it with per-frame logits averaged over frames);
+- `frame_logits(f)` -> (N, T', K) and `pixel_logits(f)` -> (N, T', K, h, w): the classifier
+  applied per frame / per position, for frame-level and pixel-level logit KD;
+- `forward(x, return_features=False)` -> logits, or (logits, pre-pool map).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class VideoClassifier(nn.Module):
+    # The memory format `reskd.engine.runtime.prepare_model` converts to when channels_last is
+    # on; 3D models (5-D Conv3d weights) set channels_last_3d.
+    memory_format = torch.channels_last
+
+    def __init__(self, feature_channels: int, num_classes: int, dropout: float = 0.5):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(feature_channels, num_classes)
+        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+        self.num_classes = num_classes
+        self.feature_channels = feature_channels
+        self.channels_last = False  # set by reskd.engine.runtime.prepare_model
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        pooled = f.mean(dim=(1, 3, 4))  # (N, C')
+        return self.fc(self.dropout(pooled))  # (N, K)
+
+    def frame_logits(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f.mean(dim=(-2, -1)))  # (N, T', K)
+
+    def pixel_logits(self, f: torch.Tensor) -> torch.Tensor:
+        logits = self.fc(f.movedim(2, -1))  # (N, T', h, w, K)
+        return logits.movedim(-1, 2)  # (N, T', K, h, w)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        """(N, T, C, H, W) -> logits (N, K), or (logits, pre-pool map) with return_features."""
+        f = self.features(x)
+        return (self.head(f), f) if return_features else self.head(f)
