@@ -116,3 +116,22 @@ def test_corrupt_videos_are_skipped_in_training_and_listed_in_testing(config, da
     assert sum(r["skipped"] for r in records) >= 1  # the broken file was met and replaced
     assert records[-1]["val"]["num_videos"] == 16
     assert len(records[-1]["val"]["failed"]) == 1 and "broken.mp4" in records[-1]["val"]["failed"][0]
+
+
+def test_multi_label_bce_training_and_map_testing(config, data, tmp_path):
+    # two labels per video: the digit and its successor (a multi-label list, as ActivityNet's)
+    for name in ("train", "val"):
+        lines = [line.split() for line in (data / f"{name}.txt").read_text().splitlines()]
+        (tmp_path / f"{name}_ml.txt").write_text(
+            "".join(f"{p} {lab} {(int(lab) + 1) % 10}\n" for p, lab in lines))
+    ml = [f"data.train_list={tmp_path / 'train_ml.txt'}", f"data.val_list={tmp_path / 'val_ml.txt'}",
+          "data.multi_label=true", "data.size=32", "optim.epochs=1"]
+    run = tmp_path / "ml"
+    reskd("train", str(config), *sets(*TINY, *ml, "data.multi_label_loss=bce", f"runtime.out={run}"))
+    out = reskd("test", str(config), "--checkpoint", str(run / "model.pt"), "--json",
+                *sets(*TINY, *ml, "data.test_clips=2", "data.test_average=logit"))
+    result = json.loads(out.stdout)
+    assert 0 < result["mAP"] <= 100 and result["num_videos"] == 16 and result["views"] == 2
+    single = reskd("test", str(config), "--checkpoint", str(run / "model.pt"), "--json",
+                   *sets(*TINY, "data.size=32"))
+    assert "mAP" not in json.loads(single.stdout)

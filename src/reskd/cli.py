@@ -122,7 +122,7 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
                         num_classes=num_classes, format=d.format, frame_template=d.frame_template,
                         multi_label=d.multi_label, test_clips=d.test_clips,
                         test_crops=d.test_crops, seed=cfg.runtime.seed,
-                        cache_decoded=d.cache_decoded)
+                        cache_decoded=d.cache_decoded, multi_label_loss=d.multi_label_loss)
 
 
 def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None) -> dict:
@@ -280,7 +280,7 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
 
         def evaluate_fn(m):
             return evaluate(m, val_loader, device=device, amp_dtype=amp,
-                            multi_label=cfg.data.multi_label, progress=r.progress)
+                            multi_label=cfg.data.multi_label, average=cfg.data.test_average, progress=r.progress)
 
     if cfg.data.cache_decoded:
         from reskd.data.datasets import prefetch_decoded
@@ -327,7 +327,7 @@ def run_test(cfg: Config, checkpoint: str | Path, *, log=print) -> dict:
     model = prepare_model(model, device, cfg.runtime.channels_last, inference=True)
     amp = autocast_dtype(cfg.runtime.precision, device)
     result = evaluate(model, loader, device=device, amp_dtype=amp,
-                      multi_label=cfg.data.multi_label, progress=cfg.runtime.progress)
+                      multi_label=cfg.data.multi_label, average=cfg.data.test_average, progress=cfg.runtime.progress)
     result["videos_per_s"] = result["num_videos"] / max(result["seconds"], 1e-9)
     result["size"] = cfg.data.size
     result["views"] = cfg.data.test_clips * cfg.data.test_crops

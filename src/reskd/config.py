@@ -44,6 +44,8 @@ class DataConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     multi_label: bool = False
+    multi_label_loss: str = "sample"  # "sample": one label per sample + softmax CE (authors); "bce"
+    test_average: str = "prob"  # average test views' softmax probabilities ("prob") or logits
     batch_size: int = 8
     workers: int = -1  # -1: sized to the machine
     cache_decoded: bool = False  # keep decoded training videos in memory (small datasets)
@@ -216,6 +218,8 @@ def validate(cfg: Config) -> None:
     """Range and choice checks that types alone cannot express."""
     d, m, o, k, r = cfg.data, cfg.model, cfg.optim, cfg.distill, cfg.runtime
     _check_choice(d.format, ("video", "rawframes"), "data.format")
+    _check_choice(d.multi_label_loss, ("sample", "bce"), "data.multi_label_loss")
+    _check_choice(d.test_average, ("prob", "logit"), "data.test_average")
     _check_choice(m.block, ("basic", "bottleneck"), "model.block")
     _check_choice(m.stem, ("imagenet", "small"), "model.stem")
     _check_choice(o.optimizer, ("sgd", "adamw"), "optim.optimizer")

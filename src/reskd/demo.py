@@ -55,7 +55,7 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, log=print) -> dic
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = dict(num_train=256, num_val=128) if quick else {}
-    epochs = 2 if quick else 15
+    epochs = 2 if quick else 12
     log(f"[demo] 1/5 writing the synthetic video dataset into {out / 'data'}")
     data = make_synth_dataset(out / "data", seed=seed, **sizes)
     runs = {

@@ -69,7 +69,7 @@ class VideoDataset(Dataset):
                  views: ViewSpec, train: bool, num_classes: int, format: str = "video",
                  frame_template: str = "img_{:05d}.jpg", multi_label: bool = False,
                  test_clips: int = 1, test_crops: int = 1, seed: int = 0,
-                 cache_decoded: bool = False):
+                 cache_decoded: bool = False, multi_label_loss: str = "sample"):
         self.entries = entries
         self.root = Path(root)
         self.sampling = sampling
@@ -79,6 +79,7 @@ class VideoDataset(Dataset):
         self.format = format
         self.frame_template = frame_template
         self.multi_label = multi_label
+        self.multi_label_loss = multi_label_loss
         self.test_clips = test_clips
         self.test_crops = test_crops
         self.seed = seed
@@ -125,14 +126,17 @@ class VideoDataset(Dataset):
         return decode_video(self.path(index), indices_for)[0]
 
     def label(self, index: int, rng: np.random.Generator | None) -> torch.Tensor:
+        """Class index (N,) for single-label lists and multi-label training the authors' way (one
+        of the video's labels drawn per sample, softmax CE); a multi-hot (K,) target for
+        multi-label testing and for multi_label_loss="bce" training."""
         labels = self.entries[index].labels
-        if self.train or not self.multi_label:
-            # Multi-label training samples one of the video's labels (the authors' recipe).
-            pick = labels[int(rng.integers(len(labels)))] if (rng is not None and len(labels) > 1) else labels[0]
-            return torch.tensor(pick, dtype=torch.int64)
-        target = torch.zeros(self.num_classes)
-        target[list(labels)] = 1.0
-        return target
+        if self.multi_label and (not self.train or self.multi_label_loss == "bce"):
+            target = torch.zeros(self.num_classes)
+            target[list(labels)] = 1.0
+            return target
+        if rng is not None and len(labels) > 1:
+            return torch.tensor(labels[int(rng.integers(len(labels)))], dtype=torch.int64)
+        return torch.tensor(labels[0], dtype=torch.int64)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """`key` is an index, or (epoch, index) from `EpochSampler` (persistent workers)."""

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reskd.distill.losses import clip_kd, feature_kd, frame_kd, pixel_logit_kd
+from reskd.distill.losses import (classification_loss, clip_kd, feature_kd, frame_kd,
+                                  pixel_logit_kd)
 
 
 def freeze(teacher: nn.Module) -> nn.Module:
@@ -61,7 +62,7 @@ def distill_loss(student: nn.Module, teacher: nn.Module, student_x: torch.Tensor
     with torch.no_grad():
         f_teacher = teacher.features(teacher_x)  # (N, T, C, H', W')
     logits, f_student = student(student_x, return_features=True)  # (N, K), (N, T, C, h', w')
-    ce = F.cross_entropy(logits.float(), labels)
+    ce = classification_loss(logits, labels)
     T = weights.temperature
     terms = {}
     if weights.feature:

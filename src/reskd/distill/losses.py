@@ -10,6 +10,22 @@ import torch
 import torch.nn.functional as F
 
 
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy for class indices (N,); binary cross-entropy for multi-hot (N, K)
+    targets (multi-label training with data.multi_label_loss=bce)."""
+    if labels.dim() == 2:
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    return F.cross_entropy(logits.float(), labels)
+
+
+def top1_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Number of clips whose top class is (one of) its label(s)."""
+    top = logits.argmax(1)
+    if labels.dim() == 2:
+        return (labels.gather(1, top[:, None]) > 0).sum()
+    return (top == labels).sum()
+
+
 def resize_features(f: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Phi of the paper: bilinear resize of (N, T, C, h, w) to (N, T, C, *size)."""
     if tuple(f.shape[-2:]) == tuple(size):

@@ -23,7 +23,7 @@ from reskd.engine.runtime import autocast
 @torch.inference_mode()
 def predict_scores(model: nn.Module, loader, *, device: torch.device,
                    amp_dtype: torch.dtype | None, average: str = "prob",
-                   progress: bool = True) -> dict:
+                   progress: bool = True, max_views: int = 64) -> dict:
     """Video-level scores for this process's shard: {"index", "scores", "failed", "seconds"}."""
     if average not in ("prob", "logit"):
         raise ValueError(f"average must be 'prob' or 'logit', got {average!r}")
@@ -35,7 +35,10 @@ def predict_scores(model: nn.Module, loader, *, device: torch.device,
         views = batch["views"][0].to(device)  # (N, V, T, C, H, W)
         n, v = views.shape[:2]
         with autocast(device, amp_dtype):
-            logits = model(views.flatten(0, 1)).float()  # (N*V, K)
+            # (N*V, K), at most `max_views` clips per forward: multi-view testing of large
+            # models (30 views x 8 frames at 224) would not fit memory in one batch
+            logits = torch.cat([model(chunk).float()
+                                for chunk in views.flatten(0, 1).split(max_views)])
         logits = logits.unflatten(0, (n, v))  # (N, V, K)
         s = logits.softmax(-1) if average == "prob" else logits
         scores.append(s.mean(1).cpu())  # (N, K)
@@ -47,9 +50,11 @@ def predict_scores(model: nn.Module, loader, *, device: torch.device,
 
 
 def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch.dtype | None,
-             multi_label: bool = False, average: str = "prob", progress: bool = True) -> dict:
+             multi_label: bool = False, average: str = "prob", progress: bool = True,
+             max_views: int = 64) -> dict:
     """top-1/top-5/mean class accuracy (single-label) or mAP (multi-label) over the whole list."""
     part = predict_scores(model, loader, device=device, amp_dtype=amp_dtype, average=average,
+                          max_views=max_views,
                           progress=progress)
     parts = dist_utils.all_gather_objects(part)
     index = np.concatenate([p["index"] for p in parts])

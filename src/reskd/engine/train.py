@@ -39,6 +39,7 @@ from torch.utils.data import Sampler
 from tqdm import tqdm
 
 from reskd.distill.distiller import KDWeights, distill_loss, set_teacher_mode
+from reskd.distill.losses import classification_loss, top1_hits
 from reskd.engine import distributed as dist_utils
 from reskd.engine.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
                                      epoch_checkpoints, find_resume_checkpoint,
@@ -335,7 +336,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                                          weights=kd_weights)
                 else:
                     logits = model(views[0])
-                    ce = F.cross_entropy(logits.float(), labels)
+                    ce = classification_loss(logits, labels)
                     parts = {"loss": ce, "ce": ce.detach(), "logits": logits.detach()}
             loss = parts["loss"]
             if not torch.isfinite(loss):
@@ -364,7 +365,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             for name in parts:  # "kd" (weighted total) and each term ("feature_kd", ...)
                 if name.endswith("kd"):
                     sums[name] = sums.get(name, 0.0) + parts[name].item() * n
-            sums["correct"] += (parts["logits"].argmax(1) == labels).sum().item()
+            sums["correct"] += top1_hits(parts["logits"], labels).item()
             sums["skipped"] += sum(1 for s in batch["skipped"] if s)
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")

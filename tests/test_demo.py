@@ -1,0 +1,22 @@
+"""`reskd demo --quick`: the README's main job, end to end through the real CLI."""
+
+import json
+import subprocess
+import sys
+
+
+def test_quick_demo_writes_results_report_and_checkpoints(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "reskd", "demo", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    for name, size in (("teacher", 64), ("baseline", 32), ("reskd", 32)):
+        r = results[name]
+        assert isinstance(r["top1"], float) and 0 <= r["top1"] <= 100
+        assert isinstance(r["gmacs"], float) and r["size"] == size
+        assert (out / name / "model.pt").is_file()
+    # the students cost a quarter of the teacher (input 32 vs 64 px, same network)
+    assert abs(results["teacher"]["gmacs"] / results["reskd"]["gmacs"] - 4) < 0.1
+    report = (out / "report.md").read_text()
+    assert "ResKD student" in report and "GMACs" in report
