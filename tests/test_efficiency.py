@@ -109,7 +109,7 @@ def test_bench_report_skips_fp16_on_cpu_with_a_note_and_rejects_unknown_modes() 
         bench_report(model_name="resnet", sizes=[0], frames=1, batch=1, modes=["fp32"])
 
 
-@pytest.mark.parametrize(("native_bf16", "mode"), [(False, "channels_last"), (True, "bf16")])
+@pytest.mark.parametrize(("native_bf16", "mode"), [(False, "fold_bn"), (True, "bf16")])
 def test_default_mode_follows_autocast_auto(monkeypatch, native_bf16: bool, mode: str) -> None:
     monkeypatch.setattr("reskd.engine.runtime.cpu_has_fast_bf16", lambda: native_bf16)
     d = fastest_default_mode("cpu")
