@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         modes.append("fp16")
     if not (args.quick or args.no_compile):
         modes.append("compile")
+    modes.append("fold_bn")  # the default on CPUs without native bf16 (inference paths)
     verdict_modes = list(modes)
-    modes.append("fold_bn")
     rows = bench_report(model_name="resnet50", sizes=[args.size], frames=frames, batch=batch,
                         modes=modes, device=device, num_classes=200, warmup=1, rounds=rounds,
                         min_seconds=0.0 if args.quick else 1.0,
