@@ -11,6 +11,11 @@ import torch
 torch.set_num_threads(1)  # tiny tensors: extra threads only add sync overhead
 
 
+def sets(*pairs: str) -> list[str]:
+    """CLI config overrides: sets("a.b=1", "c.d=2") -> ["--set", "a.b=1", "--set", "c.d=2"]."""
+    return [a for p in pairs for a in ("--set", p)]
+
+
 def write_video(path: Path, frames: np.ndarray, *, codec: str = "libx264rgb", fps: int = 25,
                 options: dict | None = None) -> Path:
     """Writes (T, H, W, C) uint8 frames; libx264rgb with qp 0 is lossless RGB."""

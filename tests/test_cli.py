@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import sets
+
 TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.widths=[8,8,16,16]", "model.stem=small", "data.num_segments=2",
         "data.short_side_ratio=1.0", "data.crop_scales=[1.0,0.875]", "data.batch_size=8",
@@ -23,10 +25,6 @@ def reskd(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     if ok and proc.returncode != 0:
         raise AssertionError(f"reskd {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def sets(*pairs: str) -> list[str]:
-    return [a for p in pairs for a in ("--set", p)]
 
 
 @pytest.fixture(scope="module")

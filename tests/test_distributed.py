@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import sets
+
 TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.widths=[8,8,16,16]", "model.stem=small", "data.num_segments=2",
         "data.short_side_ratio=1.0", "data.crop_scales=[1.0,0.875]", "data.workers=0",
@@ -31,10 +33,6 @@ TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "data.size=32", "runtime.precision=fp32", "model.dropout=0", "runtime.sync_bn=true"]
 LOSS_RTOL = 1e-6
 WEIGHT_ATOL = 1e-5
-
-
-def sets(*pairs: str) -> list[str]:
-    return [a for p in pairs for a in ("--set", p)]
 
 
 def torchrun(*args: str, ok: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:

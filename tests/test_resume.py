@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import sets
+
 TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.widths=[8,8,16,16]", "model.stem=small", "data.num_segments=2",
         "data.short_side_ratio=1.0", "data.crop_scales=[1.0,0.875]", "data.batch_size=8",
@@ -21,10 +23,6 @@ TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.dropout=0.5", "runtime.keep_checkpoints=1"]
 # 48 training videos / batch 8 = 6 steps per epoch: step 9 is 3 steps into epoch 2.
 KILL_AT_STEP = 9
-
-
-def sets(*pairs: str) -> list[str]:
-    return [a for p in pairs for a in ("--set", p)]
 
 
 @pytest.fixture(scope="module")

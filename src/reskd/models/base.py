@@ -32,6 +32,16 @@ class VideoClassifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _clip_3d(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, T, C, H, W) -> (N, C, T, H, W) for 3D backbones, channels_last_3d when asked."""
+        if x.dim() != 5:
+            raise ValueError(f"{type(self).__name__} takes clips (N, T, C, H, W), got shape "
+                             f"{tuple(x.shape)}")
+        x = x.transpose(1, 2)  # (N, C, T, H, W)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        return x
+
     def head(self, f: torch.Tensor) -> torch.Tensor:
         pooled = f.mean(dim=(1, 3, 4))  # (N, C')
         return self.fc(self.dropout(pooled))  # (N, K)

@@ -112,11 +112,7 @@ class SlowOnly(VideoClassifier):
         self.backbone = backbone
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"SlowOnly takes clips (N, T, C, H, W), got shape {tuple(x.shape)}")
-        x = x.transpose(1, 2)  # (N, C, T, H, W)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
+        x = self._clip_3d(x)  # (N, C, T, H, W)
         f = self.backbone(x)  # (N, C', T, h, w)
         return f.transpose(1, 2)  # (N, T, C', h, w)
 

@@ -41,11 +41,7 @@ class VideoSwin(VideoClassifier):
         self.backbone = backbone
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"VideoSwin takes clips (N, T, C, H, W), got shape {tuple(x.shape)}")
-        x = x.transpose(1, 2)  # (N, C, T, H, W)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
+        x = self._clip_3d(x)  # (N, C, T, H, W)
         b = self.backbone
         x = b.pos_drop(b.patch_embed(x))  # (N, T', H/4, W/4, C0)
         x = b.norm(b.features(x))  # (N, T', h, w, C')
