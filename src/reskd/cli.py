@@ -10,6 +10,8 @@
     reskd flops (--model NAME | --checkpoint CKPT) [--size S --frames F] [--views V] [--json]
     reskd bench (--model NAME | --checkpoint CKPT) --sizes 224,112,56 --frames F --batch B
     reskd sweep [--model NAME] [--checkpoints S=CKPT,...] --sizes ... --frames F --out DIR
+    reskd study resolution [--out DIR] [--config YAML --set ...] [--sizes ...] [--seeds 0,1]
+    reskd study ablation [--out DIR] [--config YAML --set ...] [--teacher-size N] [--seeds 0,1]
     reskd data check LIST [--root R] [--format F] [--frames N] [--workers W] [--out BAD]
 """
 
@@ -116,7 +118,7 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
         gone = set(missing)
         entries = [e for e in entries if e.path not in gone]
     views = ViewSpec(sizes=sizes, short_side_ratio=d.short_side_ratio, scales=d.crop_scales,
-                     flip=d.flip, mean=d.mean, std=d.std)
+                     flip=d.flip, mean=d.mean, std=d.std, downsample_to=d.downsample_to)
     sampling = Sampling(d.num_segments, d.clip_len, d.frame_interval)
     return VideoDataset(entries, d.root, sampling=sampling, views=views, train=train,
                         num_classes=num_classes, format=d.format, frame_template=d.frame_template,
@@ -475,6 +477,75 @@ def cmd_viz_attention(args) -> int:
     return 0
 
 
+def _command_line() -> str:
+    import shlex
+
+    return " ".join(["reskd", *map(shlex.quote, sys.argv[1:])])
+
+
+def cmd_study_resolution(args) -> int:
+    from reskd.studies import run_resolution_study
+
+    run_resolution_study(args.out, config=args.config, overrides=args.set or [],
+                         sizes=args.sizes, high=args.high, s_sizes=args.s_sizes,
+                         s_set=args.s_set, seeds=args.seeds, epochs=args.epochs,
+                         quick=args.quick, command=_command_line())
+    return 0
+
+
+def cmd_study_ablation(args) -> int:
+    from reskd.studies import run_ablation_study
+
+    run_ablation_study(args.out, config=args.config, overrides=args.set or [],
+                       teacher_size=args.teacher_size, big_set=args.teacher_set,
+                       seeds=args.seeds, epochs=args.epochs, quick=args.quick,
+                       command=_command_line())
+    return 0
+
+
+def add_study_commands(sub) -> None:
+    """Inside build_parser(): `reskd study resolution|ablation` (reskd.studies)."""
+    study = sub.add_parser("study", help="the paper's studies: Figure 1, Tables 5 and 6")
+    study = study.add_subparsers(dest="study_command", required=True)
+
+    def common(q, out: str) -> None:
+        q.add_argument("--out", default=out, help=f"study folder (default: {out}); a rerun "
+                       f"reuses its finished runs and resumes an interrupted one")
+        q.add_argument("--config", default=None, help="base YAML for paper scale (default: the "
+                       "demo recipe on the embedded synthetic videos)")
+        q.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override on the base recipe (repeatable)")
+        q.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2")
+        q.add_argument("--epochs", type=int, default=None, help="epochs of every run "
+                       "(default: 8 at demo scale, the config's otherwise)")
+        q.add_argument("--quick", action="store_true", help="tiny smoke run: numbers are "
+                       "not meaningful")
+
+    q = study.add_parser("resolution", help="Figure 1a (native vs up-sampled low-resolution "
+                         "frames) and 1b (-H vs -S network)")
+    common(q, "study_resolution")
+    q.add_argument("--sizes", type=_int_list, default=None,
+                   help="resolutions (default at demo scale: 64,48,32,16)")
+    q.add_argument("--high", type=int, default=None, help="the high resolution frames are "
+                   "up-sampled back to (default: 64 at demo scale, else max of --sizes)")
+    q.add_argument("--s-sizes", type=_int_list, default=None,
+                   help="resolutions of Figure 1b (default: 64,32,16 at demo scale, else --sizes)")
+    q.add_argument("--s-set", action="append", metavar="KEY=VALUE", default=None,
+                   help="what makes the -S network (default: model.strides=[1,1,2,2] for "
+                        "arch resnet, model.arch=resnet50s for resnet50)")
+    q.set_defaults(func=cmd_study_resolution)
+
+    q = study.add_parser("ablation", help="Table 5 (clip/frame/pixel-level KD) and Table 6 "
+                         "(model vs resolution distillation), over seeds")
+    common(q, "study_ablation")
+    q.add_argument("--teacher-size", type=int, default=None,
+                   help="teachers' resolution (default 64 at demo scale; required with --config)")
+    q.add_argument("--teacher-set", action="append", metavar="KEY=VALUE", default=None,
+                   help="what makes the high-capacity teacher (default: model.layers=[2,2,2,2] "
+                        "for arch resnet, model.arch=resnet152 for resnet50)")
+    q.set_defaults(func=cmd_study_ablation)
+
+
 def cmd_data_check(args) -> int:
     from reskd.data.check import run_check
 
@@ -675,6 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_export)
 
     add_efficiency_commands(sub)
+    add_study_commands(sub)
 
     viz = sub.add_parser("viz", help="Figure 4: ERF and attention, baseline vs ResKD")
     viz = viz.add_subparsers(dest="viz_command", required=True)

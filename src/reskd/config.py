@@ -38,6 +38,9 @@ class DataConfig:
     test_clips: int = 1  # temporal views at test time
     test_crops: int = 1  # 1 = centre crop, 3 = three crops along the long side
     size: int = 224  # input size of the model being trained or tested
+    # > 0: frames keep only downsample_to x downsample_to pixels of information: resized down
+    # and back up to `size` (Figure 1a's up-sampled frames; `reskd study resolution`)
+    downsample_to: int = 0
     short_side_ratio: float = 256 / 224  # short side = round(size * ratio) before cropping
     crop_scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     flip: bool = True
@@ -239,6 +242,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"optim.lr: must be positive, got {o.lr}")
     if not d.crop_scales or any(not 0 < s <= 1 for s in d.crop_scales):
         raise ConfigError(f"data.crop_scales: each scale must be in (0, 1], got {d.crop_scales}")
+    if d.downsample_to < 0 or d.downsample_to > d.size:
+        raise ConfigError(f"data.downsample_to: must be 0 (off) or between 1 and data.size="
+                          f"{d.size}, got {d.downsample_to}")
     if d.short_side_ratio < 1:
         raise ConfigError(f"data.short_side_ratio: must be >= 1, got {d.short_side_ratio}")
     if len(m.layers) != len(m.widths) or len(m.layers) != len(m.strides):

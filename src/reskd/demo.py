@@ -24,10 +24,11 @@ from reskd.config import Config, load_config
 TEACHER_SIZE, STUDENT_SIZE = 64, 32
 
 
-def demo_config(data: dict, out: Path, *, size: int, epochs: int, seed: int) -> Config:
-    """The demo's recipe: AdamW 2e-3, wd 5e-4, one warm-up epoch then cosine, batch 32, 2 TSN
-    segments per clip (the 8-frame clips are near-duplicates frame to frame; 2 halve the cost)."""
-    cfg = load_config(None, [
+def demo_overrides(data: dict, out: Path, *, size: int, epochs: int, seed: int) -> list[str]:
+    """The demo's recipe as config overrides: AdamW 2e-3, wd 5e-4, one warm-up epoch then
+    cosine, batch 32, 2 TSN segments per clip (the 8-frame clips are near-duplicates frame to
+    frame; 2 halve the cost). `reskd study` builds its demo-scale runs on it too."""
+    return [
         f"data.root={data['root']}", "data.train_list=train.txt", "data.val_list=val.txt",
         "data.classes=classes.txt", "data.num_segments=2", f"data.size={size}",
         "data.short_side_ratio=1.0", "data.crop_scales=[1.0]", "data.flip=false",
@@ -40,8 +41,11 @@ def demo_config(data: dict, out: Path, *, size: int, epochs: int, seed: int) -> 
         "optim.optimizer=adamw", "optim.lr=0.002", "optim.weight_decay=0.0005",
         "optim.schedule=cosine", "optim.warmup_epochs=1", f"optim.epochs={epochs}", "optim.grad_clip=20",
         f"runtime.out={out}", f"runtime.seed={seed}",
-    ])
-    return cfg
+    ]
+
+
+def demo_config(data: dict, out: Path, *, size: int, epochs: int, seed: int) -> Config:
+    return load_config(None, demo_overrides(data, out, size=size, epochs=epochs, seed=seed))
 
 
 def run_demo(out: Path, *, quick: bool = False, seed: int = 0, log=print) -> dict:

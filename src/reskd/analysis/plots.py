@@ -94,3 +94,54 @@ def plot_attention_overlay(frames: np.ndarray, maps_a: np.ndarray, maps_b: np.nd
             if k == 0:
                 ax.set_ylabel(label, fontsize=9)
     return _save(fig, out_png)
+
+
+def plot_resolution_study(rows: dict, *, high: int, metric: str, s_label: str,
+                          out_png: str | Path) -> Path:
+    """Figure 1: (a) native vs up-sampled accuracy over resolution, the high-resolution model as a
+    dotted line; (b) -H vs -S over resolution. `rows[kind][size]` = {"mean", "std", ...}."""
+    def line(ax, series: dict, style: str, label: str, colour: str) -> None:
+        sizes = sorted(s for s, v in series.items() if v)
+        ax.errorbar(sizes, [series[s]["mean"] for s in sizes],
+                    yerr=[series[s]["std"] for s in sizes], fmt=style, color=colour, label=label,
+                    capsize=3, markersize=5)
+
+    fig = _figure(10.5, 4.0)
+    a, b = fig.subplots(1, 2)
+    line(a, rows["upsampled"], "-o", f"up-sampled back to {high}x{high}", "tab:blue")
+    line(a, rows["native"], "-s", "trained and tested at the resolution", "tab:orange")
+    a.axhline(rows["native"][high]["mean"], color="tab:red", linestyle=":",
+              label=f"trained at {high}x{high}")
+    a.set_title("(a) information loss vs scale", fontsize=10)
+    line(b, {s: rows["native"][s] for s in rows["S"]}, "-s", "-H (stock strides)", "tab:orange")
+    line(b, rows["S"], "-o", f"-S ({s_label})", "tab:green")
+    b.set_title("(b) network matched to the input scale", fontsize=10)
+    for ax in (a, b):
+        ax.set_xlabel("input resolution (px)")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, out_png)
+
+
+def plot_ablation_study(table5: Sequence[tuple[str, dict]], table6: Sequence[tuple[str, dict]],
+                        *, metric: str, out_png: str | Path) -> Path:
+    """Tables 5 and 6 as bars (mean, sample std as error bar) with each seed's value as a dot."""
+    fig = _figure(10.5, 4.0)
+    for ax, rows, title in zip(fig.subplots(1, 2), (table5, table6),
+                               ("Table 5: KD design", "Table 6: model vs resolution distillation")):
+        names = [name for name, _ in rows]
+        means = [s["mean"] for _, s in rows]
+        ax.bar(range(len(rows)), means, yerr=[s["std"] for _, s in rows], capsize=4,
+               color=["0.6"] + ["tab:blue"] * (len(rows) - 1))
+        for i, (_, s) in enumerate(rows):
+            ax.scatter([i] * len(s["values"]), s["values"], color="black", s=10, zorder=3)
+            ax.annotate(f"{s['mean']:.1f}", (i, s["mean"]), textcoords="offset points",
+                        xytext=(0, 4), ha="center", fontsize=8)
+        low = min(min(s["values"]) for _, s in rows)
+        ax.set_ylim(max(0.0, low - 10), min(100.0, max(means) + 8))
+        ax.set_xticks(range(len(rows)), names, fontsize=8, rotation=15)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, out_png)

@@ -60,6 +60,7 @@ class ViewSpec:
     flip: bool = True
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    downsample_to: int = 0  # > 0: the largest view keeps only this many pixels a side (Figure 1a)
 
 
 class VideoDataset(Dataset):
@@ -161,7 +162,7 @@ class VideoDataset(Dataset):
         v = self.views
         views = transforms.train_views(frames, v.sizes, short_side_ratio=v.short_side_ratio,
                                        scales=v.scales, flip=v.flip, mean=v.mean, std=v.std,
-                                       rng=rng)
+                                       rng=rng, downsample_to=v.downsample_to)
         return {"views": views, "label": self.label(index, rng), "index": index,
                 "skipped": "\n".join(skipped)}
 
@@ -174,7 +175,8 @@ class VideoDataset(Dataset):
             for clip in range(self.test_clips):
                 frames = self.read_clip(index, None, clip)
                 clips.append(transforms.test_views(frames, size, short_side_ratio=v.short_side_ratio,
-                                                   crops=self.test_crops, mean=v.mean, std=v.std))
+                                                   crops=self.test_crops, mean=v.mean, std=v.std,
+                                                   downsample_to=v.downsample_to))
             views = torch.cat(clips)  # (clips * crops, T, C, size, size)
         except DecodeError as e:
             failed = f"{e.path}\t{e.reason}"

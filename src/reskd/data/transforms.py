@@ -46,6 +46,15 @@ def resize_short_side(x: torch.Tensor, short: int) -> torch.Tensor:
     return resize(x, new)
 
 
+def degrade(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """(T, C, H, W) -> same shape, with only `resolution` x `resolution` pixels of information:
+    resized down (antialiased) and bilinearly back up. Figure 1a's "up-sampled frames"
+    separate information loss from scale; 0 leaves `x` as it is."""
+    if resolution <= 0 or resolution >= min(x.shape[-2:]):
+        return x
+    return resize(resize(x, (resolution, resolution)), tuple(x.shape[-2:]), antialias=False)
+
+
 def crop(x: torch.Tensor, box: Box) -> torch.Tensor:
     """(T, C, H, W) -> (T, C, box height, box width)."""
     top, left, h, w = box
@@ -93,16 +102,18 @@ def three_crop_boxes(height: int, width: int, size: int) -> list[Box]:
 
 def train_views(frames: np.ndarray, sizes: tuple[int, ...], *, short_side_ratio: float,
                 scales: tuple[float, ...], flip: bool, mean: tuple[float, ...],
-                std: tuple[float, ...], rng: np.random.Generator) -> list[torch.Tensor]:
+                std: tuple[float, ...], rng: np.random.Generator,
+                downsample_to: int = 0) -> list[torch.Tensor]:
     """(T, H, W, C) uint8 -> one normalised (T, C, s, s) view per size, all from one crop and flip.
 
     `sizes[0]` is the largest (the teacher's); each smaller view is that view bilinearly
-    resized (align_corners=False, antialias off), as in the authors' code.
+    resized (align_corners=False, antialias off), as in the authors' code. `downsample_to` > 0
+    degrades the largest view first (see `degrade`).
     """
     x = to_tensor(frames)  # (T, C, H, W)
     x = resize_short_side(x, round(sizes[0] * short_side_ratio))
     x = crop(x, multiscale_crop_box(x.shape[-2], x.shape[-1], scales, rng))
-    x = resize(x, (sizes[0], sizes[0]))
+    x = degrade(resize(x, (sizes[0], sizes[0])), downsample_to)
     if flip and rng.random() < 0.5:
         x = hflip(x)
     x = normalize(x, mean, std)
@@ -110,11 +121,12 @@ def train_views(frames: np.ndarray, sizes: tuple[int, ...], *, short_side_ratio:
 
 
 def test_views(frames: np.ndarray, size: int, *, short_side_ratio: float, crops: int,
-               mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+               mean: tuple[float, ...], std: tuple[float, ...], downsample_to: int = 0) -> torch.Tensor:
     """(T, H, W, C) uint8 -> (crops, T, C, size, size): short side round(size * ratio), centre or 3 crops."""
     x = to_tensor(frames)  # (T, C, H, W)
     x = resize_short_side(x, round(size * short_side_ratio))
     h, w = x.shape[-2:]
     boxes = [centre_box(h, w, size)] if crops == 1 else three_crop_boxes(h, w, size)
-    views = [resize(crop(x, b), (size, size)) for b in boxes]  # resize only if the frame was smaller
+    views = [degrade(resize(crop(x, b), (size, size)), downsample_to)  # resize: only if smaller
+             for b in boxes]
     return normalize(torch.stack(views).flatten(0, 1), mean, std).unflatten(0, (len(boxes), -1))

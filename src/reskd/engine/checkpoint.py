@@ -75,6 +75,11 @@ def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     _fsync_dir(path.parent)
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """A text file (a run record, a report) that is whole or absent, never half written."""
+    _write_atomic(Path(path), lambda f: f.write(text.encode()))
+
+
 def save_checkpoint(payload: dict, path: str | Path) -> None:
     """Writes atomically: temp file in the same folder, fsync, rename, fsync the folder.
 

@@ -1,0 +1,376 @@
+"""`reskd study resolution|ablation`: the paper's studies as commands.
+
+- `resolution` (Section 3, Figure 1): (a) models trained and tested on frames of each low
+  resolution r vs on the same frames up-sampled back to the high resolution (information loss
+  without the change of scale); (b) the stock network ("-H") vs its stride-modified version
+  ("-S", stage strides (1, 1, 2, 2): R50-S) across resolutions.
+- `ablation` (Section 5, Tables 5 and 6): baseline, clip-, frame- and pixel-level KD from a
+  high-capacity high-resolution teacher; model distillation (high-capacity teacher at the
+  student's resolution) vs resolution distillation (the student's own architecture at high
+  resolution) vs both (= pixel-level KD of Table 5).
+
+A study is a list of ordinary `reskd train` / `reskd distill` runs, each in
+OUT/runs/<name>/seed<k>, built from one base recipe plus a few overrides: the demo's recipe on
+the embedded synthetic videos (default), or any YAML (`--config`, e.g. a Table 1 baseline)
+for paper scale. Every finished run leaves study.json; running the study again reuses those
+and resumes an interrupted run from its checkpoint, so a killed study loses at most the steps
+since the last checkpoint. Each study writes OUT/<study>.md (tables), OUT/<study>.json (every
+run's numbers and per-seed values) and OUT/<study>.png.
+
+Decisions the paper leaves open:
+- Teachers are trained once, with the first seed; the seeds vary the students, which is
+  where the tables' comparisons lie. Spread is the sample standard deviation over seeds.
+- Clip- and frame-level KD use weight 1 and temperature 4 with the T^2 factor (as
+  configs/table5_*); pixel-level (feature) KD weight 100, as the paper.
+- The demo-scale high-capacity teacher is the demo ResNet with two blocks per stage instead
+  of one (same widths, so feature KD needs no adapter), standing in for R152 vs R50.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from reskd.config import Config, ConfigError, load_config
+from reskd.engine.checkpoint import write_text_atomic
+
+# Demo scale. Measured on the 2-core AVX2 CPU (see README): each study under 30 minutes.
+DEMO_HIGH, DEMO_LOW = 64, 32
+DEMO_RESOLUTION = dict(sizes=(64, 48, 32, 16), s_sizes=(64, 32, 16), epochs=8, num_train=3000,
+                       num_val=500, seeds=(0,))
+DEMO_ABLATION = dict(epochs=8, num_train=3000, num_val=500, seeds=(0, 1))
+QUICK = dict(epochs=1, num_train=64, num_val=32)
+DEMO_S_SET = ("model.strides=[1,1,2,2]",)
+DEMO_BIG_SET = ("model.layers=[2,2,2,2]",)
+FEATURE_KD = ("distill.alpha=100", "distill.clip_kd=0", "distill.frame_kd=0",
+              "distill.pixel_logit_kd=0")
+LOGIT_KD = ("distill.alpha=0", "distill.pixel_logit_kd=0", "distill.temperature=4")
+
+
+@dataclass
+class StudyRun:
+    """One training run of a study: overrides on the base recipe, and the run (by name) whose
+    model is its teacher, if it is distilled."""
+    name: str
+    overrides: tuple[str, ...]
+    seed: int
+    teacher: str = ""
+    info: dict = field(default_factory=dict)  # what the tables need: size, kind, ...
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/seed{self.seed}"
+
+
+@dataclass
+class Base:
+    """The recipe every run of a study starts from: a YAML (or None: the demo's) + overrides."""
+    config: str | None
+    overrides: list[str]
+    metric: str  # "top1" or "mAP"
+
+    def make(self, run: StudyRun, out: Path) -> Config:
+        return load_config(self.config, [*self.overrides, *run.overrides,
+                                         f"runtime.seed={run.seed}",
+                                         f"runtime.out={out / 'runs' / run.key}"])
+
+
+def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs: int | None,
+              num_train: int, num_val: int, log=print) -> Base:
+    """The demo recipe on synthetic videos written into OUT/data, or the user's YAML."""
+    sets = list(overrides)
+    if config is None:
+        from reskd.data.synth import make_synth_dataset
+        from reskd.demo import demo_overrides
+
+        log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {out / 'data'}")
+        data = make_synth_dataset(out / "data", num_train=num_train, num_val=num_val)
+        sets = demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0) + sets
+    elif not Path(config).is_file():
+        raise FileNotFoundError(f"--config {config} does not exist; give a YAML such as "
+                                f"configs/table1_activitynet_r50_baseline112.yaml")
+    if epochs:
+        sets.append(f"optim.epochs={epochs}")
+    cfg = load_config(config, sets)  # fails early on a bad config or override
+    if not cfg.data.val_list:
+        raise ConfigError("a study compares accuracies: set data.val_list in the config")
+    return Base(config, sets, "mAP" if cfg.data.multi_label else "top1")
+
+
+def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print) -> dict[str, dict]:
+    """Trains each run in order (teachers come before their students) unless it has finished
+    before; returns {run key: its study.json}."""
+    from reskd.cli import run_train
+    from reskd.engine.checkpoint import load_checkpoint
+
+    done: dict[str, dict] = {}
+    for i, run in enumerate(runs, 1):
+        folder = out / "runs" / run.key
+        record_path = folder / "study.json"
+        if record_path.is_file():
+            done[run.key] = json.loads(record_path.read_text())
+            log(f"[study] {i}/{len(runs)} {run.key}: done before, "
+                f"{done[run.key]['metrics'][base.metric]:.1f}")
+            continue
+        cfg = base.make(run, out)
+        if run.teacher:
+            cfg.distill.teacher = done[run.teacher]["model"]
+        resume = (folder / "checkpoint.pt").is_file()
+        log(f"[study] {i}/{len(runs)} {run.key}: {'resuming' if resume else 'starting'} "
+            f"({'distilled from ' + run.teacher if run.teacher else 'trained'})")
+        start = time.perf_counter()
+        result = run_train(cfg, distill=bool(run.teacher), resume=resume, log=log)
+        gmacs = load_checkpoint(result["model"])["gmacs"]
+        record = {"key": run.key, "name": run.name, "seed": run.seed, "teacher": run.teacher,
+                  "overrides": list(run.overrides), "model": result["model"],
+                  "metrics": result["val"], "gmacs": gmacs,
+                  "seconds": time.perf_counter() - start, **run.info}
+        write_text_atomic(record_path, json.dumps(record, indent=2))
+        done[run.key] = record
+        log(f"[study] {run.key}: {base.metric} {result['val'][base.metric]:.1f}")
+    return done
+
+
+def summarize(records: dict[str, dict], name: str, metric: str) -> dict:
+    """Mean, spread and per-seed values of one run over its seeds."""
+    values = [r["metrics"][metric] for r in records.values() if r["name"] == name]
+    if not values:
+        return {}
+    one = next(r for r in records.values() if r["name"] == name)
+    return {"mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values, "gmacs": one["gmacs"]}
+
+
+def cell(s: dict) -> str:
+    if not s:
+        return "-"
+    if len(s["values"]) == 1:
+        return f"{s['mean']:.1f}"
+    return f"{s['mean']:.1f} ± {s['std']:.1f} ({', '.join(f'{v:.1f}' for v in s['values'])})"
+
+
+def _write(out: Path, study: str, markdown: str, payload: dict) -> None:
+    write_text_atomic(out / f"{study}.md", markdown)
+    write_text_atomic(out / f"{study}.json", json.dumps(payload, indent=2))
+
+
+def _seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = list(dict.fromkeys(seeds))
+    if not seeds or any(s < 0 for s in seeds):
+        raise ValueError(f"--seeds: give one or more non-negative integers such as 0,1; "
+                         f"got {seeds}")
+    return seeds
+
+
+def _footer(base: Base, seeds: list[int], command: str, seconds: float) -> list[str]:
+    recipe = base.config or "the demo recipe on the embedded synthetic videos (reskd.demo)"
+    return ["", f"Recipe: {recipe}; overrides and every run's config are in runs/*/seed*/config.yaml.",
+            f"Seeds: {', '.join(map(str, seeds))} (mean ± sample std, per-seed values in "
+            f"brackets, when more than one). {seconds / 60:.1f} min in all for this invocation.",
+            f"Reproduce: `{command}`", ""]
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure 1
+
+
+def resolution_runs(*, sizes: Sequence[int], high: int, s_sizes: Sequence[int],
+                    s_set: Sequence[str], seeds: Sequence[int]) -> list[StudyRun]:
+    """Figure 1's runs: native{r} (trained and tested at r; also the "-H" curve of 1b),
+    upsampled{r} (r x r information at `high` px), S{r} (the stride-modified network at r)."""
+    bad = [s for s in [*sizes, *s_sizes] if not 0 < s <= high]
+    if bad:
+        raise ValueError(f"--sizes / --s-sizes must lie in 1..--high={high}; got {bad}")
+    runs = []
+    for seed in seeds:
+        for r in sorted(set(sizes) | set(s_sizes) | {high}, reverse=True):
+            runs.append(StudyRun(f"native{r}", (f"data.size={r}",), seed,
+                                 info={"size": r, "kind": "native"}))
+        for r in sorted(set(sizes) - {high}, reverse=True):
+            runs.append(StudyRun(f"upsampled{r}", (f"data.size={high}", f"data.downsample_to={r}"),
+                                 seed, info={"size": r, "kind": "upsampled"}))
+        for r in sorted(set(s_sizes), reverse=True):
+            runs.append(StudyRun(f"S{r}", (*s_set, f"data.size={r}"), seed,
+                                 info={"size": r, "kind": "S"}))
+    return runs
+
+
+def run_resolution_study(out: str | Path, *, config: str | None = None,
+                         overrides: Sequence[str] = (), sizes: Sequence[int] | None = None,
+                         high: int | None = None, s_sizes: Sequence[int] | None = None,
+                         s_set: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                         epochs: int | None = None, quick: bool = False, command: str = "",
+                         log=print) -> dict:
+    """Figure 1 (a) and (b); returns the payload written to OUT/resolution.json."""
+    from reskd.analysis.plots import plot_resolution_study
+
+    start = time.perf_counter()
+    out = Path(out)
+    demo = config is None
+    scale = {**DEMO_RESOLUTION, **(QUICK if quick else {})}
+    if quick:
+        scale.update(sizes=(64, 32), s_sizes=(32,))
+    if not demo and not sizes:
+        raise ValueError("with --config give --sizes (e.g. 224,112,96,72,56) and --high")
+    sizes = list(sizes or scale["sizes"])
+    high = high or (DEMO_HIGH if demo else max(sizes))
+    s_sizes = list(sizes if s_sizes is None and not demo else (s_sizes or scale["s_sizes"]))
+    seeds = _seeds(seeds or scale["seeds"])
+    base = make_base(out, config=config, overrides=overrides,
+                     epochs=epochs or (scale["epochs"] if demo or quick else None),
+                     num_train=scale["num_train"], num_val=scale["num_val"], log=log)
+    s_set = list(s_set or _default_s_set(base))
+    runs = resolution_runs(sizes=sizes, high=high, s_sizes=s_sizes, s_set=s_set, seeds=seeds)
+    records = execute(runs, base, out, log=log)
+    m = base.metric
+    rows = {"native": {}, "upsampled": {}, "S": {}}
+    for run in runs:
+        rows[run.info["kind"]][run.info["size"]] = summarize(records, run.name, m)
+    rows["upsampled"][high] = rows["native"][high]  # at the high resolution both are one model
+    label = "mAP" if m == "mAP" else "top-1"
+    a = [f"## Figure 1a: information loss vs scale ({label}, %)", "",
+         f"| resolution | trained and tested at it | up-sampled back to {high}x{high} | "
+         f"GMACs/video (native) | GMACs/video (up-sampled) |", "|---|---|---|---|---|"]
+    for r in sorted(sizes, reverse=True):
+        nat, up = rows["native"][r], rows["upsampled"][r]
+        a.append(f"| {r}x{r} | {cell(nat)} | {cell(up)} | {nat['gmacs']:.4f} | {up['gmacs']:.4f} |")
+    b = ["", f"## Figure 1b: stock (-H) vs stride-modified (-S) network ({label}, %)", "",
+         f"-S: `{' '.join(s_set)}`", "",
+         "| resolution | -H | -S | S - H | GMACs/video -H | GMACs/video -S |",
+         "|---|---|---|---|---|---|"]
+    for r in sorted(s_sizes, reverse=True):
+        h, s = rows["native"][r], rows["S"][r]
+        b.append(f"| {r}x{r} | {cell(h)} | {cell(s)} | {s['mean'] - h['mean']:+.1f} | "
+                 f"{h['gmacs']:.4f} | {s['gmacs']:.4f} |")
+    seconds = time.perf_counter() - start
+    markdown = "\n".join(["# reskd study resolution (the paper's Figure 1)", "", *a, *b,
+                          *_footer(base, seeds, command, seconds)])
+    payload = {"study": "resolution", "metric": m, "high": high, "sizes": sizes,
+               "s_sizes": s_sizes, "s_set": s_set, "seeds": seeds, "quick": quick,
+               "rows": {k: {str(r): v for r, v in d.items()} for k, d in rows.items()},
+               "runs": records, "seconds": seconds}
+    _write(out, "resolution", markdown, payload)
+    plot_resolution_study(rows, high=high, metric=label, s_label=" ".join(s_set),
+                          out_png=out / "resolution.png")
+    log(markdown)
+    log(f"[study] wrote {out / 'resolution.md'}, {out / 'resolution.json'}, "
+        f"{out / 'resolution.png'}")
+    return payload
+
+
+def _default_s_set(base: Base) -> tuple[str, ...]:
+    arch = base.make(StudyRun("probe", (), 0), Path(".")).model.arch
+    if arch == "resnet":
+        return DEMO_S_SET
+    if arch == "resnet50":
+        return ("model.arch=resnet50s",)
+    raise ValueError(f"no stride-modified version of model.arch={arch} is known; describe it "
+                     f"with --s-set KEY=VALUE (e.g. --s-set model.arch=resnet50s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables 5 and 6
+
+TABLE5 = [("baseline", "Baseline", "-", "-", "", ""),
+          ("clip_kd", "Clip-level KD", "cls. score", "KL", "", ""),
+          ("frame_kd", "Frame-level KD", "cls. score", "KL", "yes", ""),
+          ("pixel_kd", "Pixel-level KD", "feature map", "MSE", "yes", "yes")]
+TABLE6 = [("baseline", "Baseline", "-", ""),
+          ("model_distill", "Model distill.", "high-capacity", ""),
+          ("resolution_distill", "Resolution distill.", "same as student", "yes"),
+          ("pixel_kd", "ResKD", "high-capacity", "yes")]
+
+
+def ablation_runs(*, student_size: int, teacher_size: int, big_set: Sequence[str],
+                  seeds: Sequence[int]) -> list[StudyRun]:
+    """Teachers (first seed only), then per seed the six students of Tables 5 and 6."""
+    if teacher_size <= student_size:
+        raise ValueError(f"--teacher-size {teacher_size} must exceed the student's data.size "
+                         f"{student_size}: ResKD distils from high to low resolution")
+    big, t0 = tuple(big_set), seeds[0]
+    teachers = {"big_high": StudyRun(f"teacher_big{teacher_size}", (*big, f"data.size={teacher_size}"), t0),
+                "big_low": StudyRun(f"teacher_big{student_size}", (*big, f"data.size={student_size}"), t0),
+                "same_high": StudyRun(f"teacher_same{teacher_size}", (f"data.size={teacher_size}",), t0)}
+    runs = list(teachers.values())
+    students = {"baseline": ((), ""),
+                "clip_kd": ((*LOGIT_KD, "distill.clip_kd=1", "distill.frame_kd=0"), "big_high"),
+                "frame_kd": ((*LOGIT_KD, "distill.clip_kd=0", "distill.frame_kd=1"), "big_high"),
+                "pixel_kd": (FEATURE_KD, "big_high"),
+                "model_distill": (FEATURE_KD, "big_low"),
+                "resolution_distill": (FEATURE_KD, "same_high")}
+    for seed in seeds:
+        for name, (sets, teacher) in students.items():
+            runs.append(StudyRun(name, (*sets, f"data.size={student_size}"), seed,
+                                 teacher=teachers[teacher].key if teacher else ""))
+    return runs
+
+
+def run_ablation_study(out: str | Path, *, config: str | None = None,
+                       overrides: Sequence[str] = (), teacher_size: int | None = None,
+                       big_set: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                       epochs: int | None = None, quick: bool = False, command: str = "",
+                       log=print) -> dict:
+    """Tables 5 and 6; returns the payload written to OUT/ablation.json."""
+    from reskd.analysis.plots import plot_ablation_study
+
+    start = time.perf_counter()
+    out = Path(out)
+    demo = config is None
+    scale = {**DEMO_ABLATION, **(QUICK if quick else {})}
+    if not demo and not teacher_size:
+        raise ValueError("with --config give --teacher-size (e.g. 224)")
+    seeds = _seeds(seeds or scale["seeds"])
+    base = make_base(out, config=config, overrides=overrides,
+                     epochs=epochs or (scale["epochs"] if demo or quick else None),
+                     num_train=scale["num_train"], num_val=scale["num_val"], log=log)
+    probe = base.make(StudyRun("probe", (), 0), Path("."))
+    student_size, teacher_size = probe.data.size, teacher_size or DEMO_HIGH
+    big_set = list(big_set or _default_big_set(probe.model.arch))
+    runs = ablation_runs(student_size=student_size, teacher_size=teacher_size, big_set=big_set,
+                         seeds=seeds)
+    records = execute(runs, base, out, log=log)
+    m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
+    names = {r.name for r in runs}
+    stats = {name: summarize(records, name, m) for name in names}
+    t5 = [f"## Table 5: design of the KD ({label}, %, student at {student_size}x{student_size})",
+          "", f"Teacher: high-capacity (`{' '.join(big_set)}`) at {teacher_size}x{teacher_size}.", "",
+          f"| KD method | supervision signal | loss | temporal dim. | spatial dim. | {label} |",
+          "|---|---|---|---|---|---|"]
+    for name, row, signal, loss, t, s in TABLE5:
+        t5.append(f"| {row} | {signal} | {loss} | {t} | {s} | {cell(stats[name])} |")
+    t6 = ["", f"## Table 6: model vs resolution distillation ({label}, %)", "",
+          f"| setting | teacher | high resolution ({teacher_size}) | {label} |", "|---|---|---|---|"]
+    for name, row, teacher, hr in TABLE6:
+        t6.append(f"| {row} | {teacher} | {hr} | {cell(stats[name])} |")
+    teachers = ["", "Teachers (first seed): " + ", ".join(
+        f"{r.name} {cell(stats[r.name])}" for r in runs if r.name.startswith("teacher_")) + "."]
+    seconds = time.perf_counter() - start
+    markdown = "\n".join(["# reskd study ablation (the paper's Tables 5 and 6)", "", *t5, *t6,
+                          *teachers, *_footer(base, seeds, command, seconds)])
+    payload = {"study": "ablation", "metric": m, "student_size": student_size,
+               "teacher_size": teacher_size, "big_set": big_set, "seeds": seeds, "quick": quick,
+               "table5": {name: stats[name] for name, *_ in TABLE5},
+               "table6": {name: stats[name] for name, *_ in TABLE6},
+               "teachers": {r.name: stats[r.name] for r in runs if r.name.startswith("teacher_")},
+               "runs": records, "seconds": seconds}
+    _write(out, "ablation", markdown, payload)
+    plot_ablation_study([(row, stats[name]) for name, row, *_ in TABLE5],
+                        [(row, stats[name]) for name, row, *_ in TABLE6], metric=label,
+                        out_png=out / "ablation.png")
+    log(markdown)
+    log(f"[study] wrote {out / 'ablation.md'}, {out / 'ablation.json'}, {out / 'ablation.png'}")
+    return payload
+
+
+def _default_big_set(arch: str) -> tuple[str, ...]:
+    if arch == "resnet":
+        return DEMO_BIG_SET
+    if arch in ("resnet50", "resnet50s"):
+        return ("model.arch=resnet152",)
+    raise ValueError(f"no high-capacity teacher is known for model.arch={arch}; describe it "
+                     f"with --teacher-set KEY=VALUE (e.g. --teacher-set model.arch=resnet152)")

@@ -1,0 +1,132 @@
+"""`reskd study resolution|ablation`: run plans, the up-sampled frames of Figure 1a, and both
+studies end to end through the real CLI on tiny synthetic videos (numbers not meaningful)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reskd.config import ConfigError, load_config
+from reskd.data.transforms import degrade
+from reskd.studies import ablation_runs, resolution_runs
+
+
+def reskd(*args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reskd", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_degrade_keeps_the_shape_and_removes_detail_finer_than_the_resolution():
+    checker = (torch.arange(64).view(1, -1) + torch.arange(64).view(-1, 1)) % 2  # 1-px checks
+    x = checker.float().expand(2, 3, 64, 64) * 255
+    y = degrade(x, 16)
+    assert y.shape == x.shape
+    assert y.std() < 0.01 * x.std()  # a 16x16 image cannot hold 1-pixel checks
+    wave = torch.sin(torch.arange(64) * 2 * torch.pi / 32)  # period 32 px: survives 32x32
+    smooth = (128 + 100 * wave.view(1, -1) * wave.view(-1, 1)).expand(2, 3, 64, 64)
+    assert (degrade(smooth, 32) - smooth)[..., 4:-4, 4:-4].abs().max() < 0.05 * 255
+    assert degrade(x, 0) is x and degrade(x, 64) is x
+
+
+def test_downsample_to_is_validated_against_the_size():
+    with pytest.raises(ConfigError, match="data.downsample_to"):
+        load_config(None, ["data.size=64", "data.downsample_to=96"])
+    assert load_config(None, ["data.size=64", "data.downsample_to=32"]).data.downsample_to == 32
+
+
+def test_resolution_runs_plan_native_upsampled_and_s_runs():
+    runs = resolution_runs(sizes=[64, 32], high=64, s_sizes=[32], s_set=["model.strides=[1,1,2,2]"],
+                           seeds=[0, 1])
+    keys = [r.key for r in runs]
+    assert keys == ["native64/seed0", "native32/seed0", "upsampled32/seed0", "S32/seed0",
+                    "native64/seed1", "native32/seed1", "upsampled32/seed1", "S32/seed1"]
+    up = runs[2]
+    assert up.overrides == ("data.size=64", "data.downsample_to=32")
+    assert runs[3].overrides == ("model.strides=[1,1,2,2]", "data.size=32")
+    with pytest.raises(ValueError, match="--high=64"):
+        resolution_runs(sizes=[128], high=64, s_sizes=[], s_set=[], seeds=[0])
+
+
+def test_ablation_runs_train_teachers_once_and_students_per_seed():
+    runs = ablation_runs(student_size=32, teacher_size=64, big_set=["model.layers=[2,2,2,2]"],
+                         seeds=[3, 4])
+    by_key = {r.key: r for r in runs}
+    teachers = [r for r in runs if r.name.startswith("teacher_")]
+    assert [t.key for t in teachers] == ["teacher_big64/seed3", "teacher_big32/seed3",
+                                         "teacher_same64/seed3"]
+    assert runs[:3] == teachers  # teachers come before every student
+    assert len(runs) == 3 + 2 * 6
+    assert by_key["pixel_kd/seed4"].teacher == "teacher_big64/seed3"
+    assert by_key["model_distill/seed4"].teacher == "teacher_big32/seed3"
+    assert by_key["resolution_distill/seed3"].teacher == "teacher_same64/seed3"
+    assert by_key["baseline/seed4"].teacher == ""
+    assert "distill.frame_kd=1" in by_key["frame_kd/seed3"].overrides
+    assert "distill.alpha=0" in by_key["clip_kd/seed3"].overrides
+    assert "model.layers=[2,2,2,2]" not in by_key["resolution_distill/seed3"].overrides
+    with pytest.raises(ValueError, match="must exceed"):
+        ablation_runs(student_size=64, teacher_size=64, big_set=[], seeds=[0])
+
+
+def test_study_resolution_quick_writes_table_json_plot_and_reuses_finished_runs(tmp_path):
+    out = tmp_path / "res"
+    proc = reskd("study", "resolution", "--quick", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((out / "resolution.json").read_text())
+    assert set(payload["rows"]["native"]) == {"64", "32"}
+    assert set(payload["rows"]["upsampled"]) == {"64", "32"} and set(payload["rows"]["S"]) == {"32"}
+    runs = payload["runs"]
+    assert runs["upsampled32/seed0"]["gmacs"] == pytest.approx(runs["native64/seed0"]["gmacs"])
+    assert runs["native64/seed0"]["gmacs"] == pytest.approx(4 * runs["native32/seed0"]["gmacs"],
+                                                            rel=0.05)
+    # the -S network keeps 2x larger maps after the stem: about 3x the MACs at the same input
+    assert runs["S32/seed0"]["gmacs"] > 2 * runs["native32/seed0"]["gmacs"]
+    up_cfg = load_config(out / "runs/upsampled32/seed0/config.yaml")
+    assert (up_cfg.data.size, up_cfg.data.downsample_to) == (64, 32)
+    assert load_config(out / "runs/S32/seed0/config.yaml").model.strides == (1, 1, 2, 2)
+    table = (out / "resolution.md").read_text()
+    assert "Figure 1a" in table and "Figure 1b" in table and "| 32x32 |" in table
+    assert (out / "resolution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a rerun trains nothing; a run without its record resumes from its checkpoint
+    (out / "runs/S32/seed0/study.json").unlink()
+    again = reskd("study", "resolution", "--quick", "--out", out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("done before") == 3
+    assert "S32/seed0: resuming" in again.stdout
+    assert json.loads((out / "resolution.json").read_text())["rows"]["S"]["32"]["values"] == \
+        payload["rows"]["S"]["32"]["values"]
+
+
+def test_study_ablation_quick_fills_tables_5_and_6(tmp_path):
+    out = tmp_path / "abl"
+    proc = reskd("study", "ablation", "--quick", "--seeds", "0", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((out / "ablation.json").read_text())
+    assert list(payload["table5"]) == ["baseline", "clip_kd", "frame_kd", "pixel_kd"]
+    assert list(payload["table6"]) == ["baseline", "model_distill", "resolution_distill",
+                                       "pixel_kd"]
+    for stats in [*payload["table5"].values(), *payload["table6"].values()]:
+        assert len(stats["values"]) == 1 and 0 <= stats["mean"] <= 100
+    cfg = load_config(out / "runs/frame_kd/seed0/config.yaml")
+    assert (cfg.distill.alpha, cfg.distill.frame_kd, cfg.distill.clip_kd) == (0, 1, 0)
+    assert cfg.distill.teacher.endswith("teacher_big64/seed0/model.pt")
+    teacher = load_config(out / "runs/teacher_big64/seed0/config.yaml")
+    assert (teacher.model.layers, teacher.data.size) == ((2, 2, 2, 2), 64)
+    model = load_config(out / "runs/model_distill/seed0/config.yaml")
+    assert model.distill.teacher.endswith("teacher_big32/seed0/model.pt")
+    table = (out / "ablation.md").read_text()
+    for row in ("Clip-level KD", "Frame-level KD", "Pixel-level KD", "Model distill.",
+                "Resolution distill.", "ResKD"):
+        assert f"| {row} |" in table
+    assert (out / "ablation.png").is_file()
+
+
+def test_study_with_a_config_needs_its_sizes_and_a_real_file(tmp_path):
+    proc = reskd("study", "ablation", "--config", tmp_path / "nope.yaml", "--teacher-size", 224,
+                 "--out", tmp_path / "x")
+    assert proc.returncode == 2 and "nope.yaml does not exist" in proc.stderr
+    proc = reskd("study", "resolution", "--config", "configs/table1_activitynet_r50_baseline112.yaml",
+                 "--out", tmp_path / "y")
+    assert proc.returncode == 2 and "give --sizes" in proc.stderr
