@@ -50,7 +50,7 @@ def test_resolution_runs_plan_native_upsampled_and_s_runs():
 
 
 def test_ablation_runs_train_teachers_once_and_students_per_seed():
-    runs = ablation_runs(student_size=32, teacher_size=64, big_set=["model.layers=[2,2,2,2]"],
+    runs = ablation_runs(student_size=32, teacher_size=64, big_set=["model.layers=[1,1,2,2]"],
                          seeds=[3, 4])
     by_key = {r.key: r for r in runs}
     teachers = [r for r in runs if r.name.startswith("teacher_")]
@@ -64,7 +64,7 @@ def test_ablation_runs_train_teachers_once_and_students_per_seed():
     assert by_key["baseline/seed4"].teacher == ""
     assert "distill.frame_kd=1" in by_key["frame_kd/seed3"].overrides
     assert "distill.alpha=0" in by_key["clip_kd/seed3"].overrides
-    assert "model.layers=[2,2,2,2]" not in by_key["resolution_distill/seed3"].overrides
+    assert "model.layers=[1,1,2,2]" not in by_key["resolution_distill/seed3"].overrides
     with pytest.raises(ValueError, match="must exceed"):
         ablation_runs(student_size=64, teacher_size=64, big_set=[], seeds=[0])
 
@@ -113,7 +113,7 @@ def test_study_ablation_quick_fills_tables_5_and_6(tmp_path):
     assert (cfg.distill.alpha, cfg.distill.frame_kd, cfg.distill.clip_kd) == (0, 1, 0)
     assert cfg.distill.teacher.endswith("teacher_big64/seed0/model.pt")
     teacher = load_config(out / "runs/teacher_big64/seed0/config.yaml")
-    assert (teacher.model.layers, teacher.data.size) == ((2, 2, 2, 2), 64)
+    assert (teacher.model.layers, teacher.data.size) == ((1, 1, 2, 2), 64)
     model = load_config(out / "runs/model_distill/seed0/config.yaml")
     assert model.distill.teacher.endswith("teacher_big32/seed0/model.pt")
     table = (out / "ablation.md").read_text()
@@ -130,3 +130,29 @@ def test_study_with_a_config_needs_its_sizes_and_a_real_file(tmp_path):
     proc = reskd("study", "resolution", "--config", "configs/table1_activitynet_r50_baseline112.yaml",
                  "--out", tmp_path / "y")
     assert proc.returncode == 2 and "give --sizes" in proc.stderr
+
+
+def test_paper_scale_plans_build_every_run_from_a_table1_config(tmp_path):
+    """At paper scale the same plans run from a YAML: R50 at 112, R152 and R50-S by default."""
+    from pathlib import Path
+
+    from reskd.studies import _default_big_set, _default_s_set, make_base
+
+    config = str(Path(__file__).parent.parent / "configs/table1_activitynet_r50_baseline112.yaml")
+    base = make_base(tmp_path, config=config, overrides=[], epochs=None, num_train=0, num_val=0)
+    assert base.metric == "mAP"  # ActivityNet is multi-label
+    runs = ablation_runs(student_size=112, teacher_size=224,
+                         big_set=_default_big_set("resnet50"), seeds=[0])
+    cfgs = {r.key: base.make(r, tmp_path) for r in runs}
+    assert (cfgs["teacher_big224/seed0"].model.arch, cfgs["teacher_big224/seed0"].data.size) == \
+        ("resnet152", 224)
+    assert (cfgs["teacher_same224/seed0"].model.arch, cfgs["teacher_same224/seed0"].data.size) == \
+        ("resnet50", 224)
+    assert cfgs["pixel_kd/seed0"].distill.alpha == 100 and cfgs["pixel_kd/seed0"].data.size == 112
+    assert cfgs["baseline/seed0"].runtime.out == str(tmp_path / "runs/baseline/seed0")
+    s_runs = resolution_runs(sizes=[224, 112, 56], high=224, s_sizes=[112],
+                             s_set=_default_s_set(base), seeds=[0])
+    s112 = base.make(next(r for r in s_runs if r.key == "S112/seed0"), tmp_path)
+    assert (s112.model.arch, s112.data.size) == ("resnet50s", 112)
+    up56 = base.make(next(r for r in s_runs if r.key == "upsampled56/seed0"), tmp_path)
+    assert (up56.data.size, up56.data.downsample_to) == (224, 56)

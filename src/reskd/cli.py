@@ -489,7 +489,7 @@ def cmd_study_resolution(args) -> int:
     run_resolution_study(args.out, config=args.config, overrides=args.set or [],
                          sizes=args.sizes, high=args.high, s_sizes=args.s_sizes,
                          s_set=args.s_set, seeds=args.seeds, epochs=args.epochs,
-                         quick=args.quick, command=_command_line())
+                         quick=args.quick, command=_command_line(), data_dir=args.data)
     return 0
 
 
@@ -499,7 +499,7 @@ def cmd_study_ablation(args) -> int:
     run_ablation_study(args.out, config=args.config, overrides=args.set or [],
                        teacher_size=args.teacher_size, big_set=args.teacher_set,
                        seeds=args.seeds, epochs=args.epochs, quick=args.quick,
-                       command=_command_line())
+                       command=_command_line(), data_dir=args.data)
     return 0
 
 
@@ -517,7 +517,10 @@ def add_study_commands(sub) -> None:
                        help="override on the base recipe (repeatable)")
         q.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2")
         q.add_argument("--epochs", type=int, default=None, help="epochs of every run "
-                       "(default: 8 at demo scale, the config's otherwise)")
+                       "(default at demo scale: 10 for resolution, 6 for ablation; else the config's)")
+        q.add_argument("--data", default=None, help="demo scale: folder of the synthetic videos "
+                       "(default OUT/data); a complete set there, e.g. the other study's or the "
+                       "demo's, is reused")
         q.add_argument("--quick", action="store_true", help="tiny smoke run: numbers are "
                        "not meaningful")
 
@@ -525,11 +528,11 @@ def add_study_commands(sub) -> None:
                          "frames) and 1b (-H vs -S network)")
     common(q, "study_resolution")
     q.add_argument("--sizes", type=_int_list, default=None,
-                   help="resolutions (default at demo scale: 64,48,32,16)")
+                   help="resolutions (default at demo scale: 64,32,16)")
     q.add_argument("--high", type=int, default=None, help="the high resolution frames are "
                    "up-sampled back to (default: 64 at demo scale, else max of --sizes)")
     q.add_argument("--s-sizes", type=_int_list, default=None,
-                   help="resolutions of Figure 1b (default: 64,32,16 at demo scale, else --sizes)")
+                   help="resolutions of Figure 1b (default: 32,16 at demo scale, else --sizes)")
     q.add_argument("--s-set", action="append", metavar="KEY=VALUE", default=None,
                    help="what makes the -S network (default: model.strides=[1,1,2,2] for "
                         "arch resnet, model.arch=resnet50s for resnet50)")
@@ -541,7 +544,7 @@ def add_study_commands(sub) -> None:
     q.add_argument("--teacher-size", type=int, default=None,
                    help="teachers' resolution (default 64 at demo scale; required with --config)")
     q.add_argument("--teacher-set", action="append", metavar="KEY=VALUE", default=None,
-                   help="what makes the high-capacity teacher (default: model.layers=[2,2,2,2] "
+                   help="what makes the high-capacity teacher (default: model.layers=[1,1,2,2] "
                         "for arch resnet, model.arch=resnet152 for resnet50)")
     q.set_defaults(func=cmd_study_ablation)
 

@@ -22,8 +22,9 @@ Decisions the paper leaves open:
   where the tables' comparisons lie. Spread is the sample standard deviation over seeds.
 - Clip- and frame-level KD use weight 1 and temperature 4 with the T^2 factor (as
   configs/table5_*); pixel-level (feature) KD weight 100, as the paper.
-- The demo-scale high-capacity teacher is the demo ResNet with two blocks per stage instead
-  of one (same widths, so feature KD needs no adapter), standing in for R152 vs R50.
+- The demo-scale high-capacity teacher is the demo ResNet with two blocks instead of one in
+  its last two stages (1.8x the parameters, 1.5x the MACs; same widths, so feature KD needs
+  no adapter), standing in for R152 vs R50.
 """
 
 from __future__ import annotations
@@ -38,14 +39,18 @@ from typing import Sequence
 from reskd.config import Config, ConfigError, load_config
 from reskd.engine.checkpoint import write_text_atomic
 
-# Demo scale. Measured on the 2-core AVX2 CPU (see README): each study under 30 minutes.
+# Demo scale: the demo's data (6000 train, 1000 val clips) and recipe, fewer epochs and runs so
+# that each study stays under 30 minutes on the 2-core AVX2 CPU here (times in the README).
+# Fewer clips or segments per clip do not work: these from-scratch CNNs sit at chance for
+# about 700 steps before they find the digit (3000 clips x 8 epochs: 27% at 64 px; one
+# segment per clip: 10%, measured).
 DEMO_HIGH, DEMO_LOW = 64, 32
-DEMO_RESOLUTION = dict(sizes=(64, 48, 32, 16), s_sizes=(64, 32, 16), epochs=8, num_train=3000,
-                       num_val=500, seeds=(0,))
-DEMO_ABLATION = dict(epochs=8, num_train=3000, num_val=500, seeds=(0, 1))
+DEMO_RESOLUTION = dict(sizes=(64, 32, 16), s_sizes=(32, 16), epochs=10, num_train=6000,
+                       num_val=1000, seeds=(0,))
+DEMO_ABLATION = dict(epochs=6, num_train=6000, num_val=1000, seeds=(0, 1))
 QUICK = dict(epochs=1, num_train=64, num_val=32)
 DEMO_S_SET = ("model.strides=[1,1,2,2]",)
-DEMO_BIG_SET = ("model.layers=[2,2,2,2]",)
+DEMO_BIG_SET = ("model.layers=[1,1,2,2]",)
 FEATURE_KD = ("distill.alpha=100", "distill.clip_kd=0", "distill.frame_kd=0",
               "distill.pixel_logit_kd=0")
 LOGIT_KD = ("distill.alpha=0", "distill.pixel_logit_kd=0", "distill.temperature=4")
@@ -80,15 +85,18 @@ class Base:
 
 
 def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs: int | None,
-              num_train: int, num_val: int, log=print) -> Base:
-    """The demo recipe on synthetic videos written into OUT/data, or the user's YAML."""
+              num_train: int, num_val: int, data_dir: str | Path | None = None,
+              log=print) -> Base:
+    """The demo recipe on synthetic videos written into `data_dir` (default OUT/data; a complete
+    set made with the same parameters there is reused), or the user's YAML."""
     sets = list(overrides)
     if config is None:
         from reskd.data.synth import make_synth_dataset
         from reskd.demo import demo_overrides
 
-        log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {out / 'data'}")
-        data = make_synth_dataset(out / "data", num_train=num_train, num_val=num_val)
+        data_dir = Path(data_dir or out / "data")
+        log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {data_dir}")
+        data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val)
         sets = demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0) + sets
     elif not Path(config).is_file():
         raise FileNotFoundError(f"--config {config} does not exist; give a YAML such as "
@@ -167,11 +175,13 @@ def _seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
-def _footer(base: Base, seeds: list[int], command: str, seconds: float) -> list[str]:
+def _footer(base: Base, seeds: list[int], command: str, records: dict, seconds: float) -> list[str]:
     recipe = base.config or "the demo recipe on the embedded synthetic videos (reskd.demo)"
+    trained = sum(r["seconds"] for r in records.values()) / 60
     return ["", f"Recipe: {recipe}; overrides and every run's config are in runs/*/seed*/config.yaml.",
             f"Seeds: {', '.join(map(str, seeds))} (mean ± sample std, per-seed values in "
-            f"brackets, when more than one). {seconds / 60:.1f} min in all for this invocation.",
+            f"brackets, when more than one). Training and testing the {len(records)} runs took "
+            f"{trained:.1f} min (measured as each ran); this invocation {seconds / 60:.1f} min.",
             f"Reproduce: `{command}`", ""]
 
 
@@ -205,7 +215,7 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
                          high: int | None = None, s_sizes: Sequence[int] | None = None,
                          s_set: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
                          epochs: int | None = None, quick: bool = False, command: str = "",
-                         log=print) -> dict:
+                         data_dir: str | None = None, log=print) -> dict:
     """Figure 1 (a) and (b); returns the payload written to OUT/resolution.json."""
     from reskd.analysis.plots import plot_resolution_study
 
@@ -223,7 +233,8 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
     seeds = _seeds(seeds or scale["seeds"])
     base = make_base(out, config=config, overrides=overrides,
                      epochs=epochs or (scale["epochs"] if demo or quick else None),
-                     num_train=scale["num_train"], num_val=scale["num_val"], log=log)
+                     num_train=scale["num_train"], num_val=scale["num_val"],
+                     data_dir=data_dir, log=log)
     s_set = list(s_set or _default_s_set(base))
     runs = resolution_runs(sizes=sizes, high=high, s_sizes=s_sizes, s_set=s_set, seeds=seeds)
     records = execute(runs, base, out, log=log)
@@ -249,7 +260,7 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
                  f"{h['gmacs']:.4f} | {s['gmacs']:.4f} |")
     seconds = time.perf_counter() - start
     markdown = "\n".join(["# reskd study resolution (the paper's Figure 1)", "", *a, *b,
-                          *_footer(base, seeds, command, seconds)])
+                          *_footer(base, seeds, command, records, seconds)])
     payload = {"study": "resolution", "metric": m, "high": high, "sizes": sizes,
                "s_sizes": s_sizes, "s_set": s_set, "seeds": seeds, "quick": quick,
                "rows": {k: {str(r): v for r, v in d.items()} for k, d in rows.items()},
@@ -314,7 +325,7 @@ def run_ablation_study(out: str | Path, *, config: str | None = None,
                        overrides: Sequence[str] = (), teacher_size: int | None = None,
                        big_set: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
                        epochs: int | None = None, quick: bool = False, command: str = "",
-                       log=print) -> dict:
+                       data_dir: str | None = None, log=print) -> dict:
     """Tables 5 and 6; returns the payload written to OUT/ablation.json."""
     from reskd.analysis.plots import plot_ablation_study
 
@@ -327,7 +338,8 @@ def run_ablation_study(out: str | Path, *, config: str | None = None,
     seeds = _seeds(seeds or scale["seeds"])
     base = make_base(out, config=config, overrides=overrides,
                      epochs=epochs or (scale["epochs"] if demo or quick else None),
-                     num_train=scale["num_train"], num_val=scale["num_val"], log=log)
+                     num_train=scale["num_train"], num_val=scale["num_val"],
+                     data_dir=data_dir, log=log)
     probe = base.make(StudyRun("probe", (), 0), Path("."))
     student_size, teacher_size = probe.data.size, teacher_size or DEMO_HIGH
     big_set = list(big_set or _default_big_set(probe.model.arch))
@@ -351,7 +363,7 @@ def run_ablation_study(out: str | Path, *, config: str | None = None,
         f"{r.name} {cell(stats[r.name])}" for r in runs if r.name.startswith("teacher_")) + "."]
     seconds = time.perf_counter() - start
     markdown = "\n".join(["# reskd study ablation (the paper's Tables 5 and 6)", "", *t5, *t6,
-                          *teachers, *_footer(base, seeds, command, seconds)])
+                          *teachers, *_footer(base, seeds, command, records, seconds)])
     payload = {"study": "ablation", "metric": m, "student_size": student_size,
                "teacher_size": teacher_size, "big_set": big_set, "seeds": seeds, "quick": quick,
                "table5": {name: stats[name] for name, *_ in TABLE5},

@@ -116,7 +116,10 @@ def plot_resolution_study(rows: dict, *, high: int, metric: str, s_label: str,
     line(b, {s: rows["native"][s] for s in rows["S"]}, "-s", "-H (stock strides)", "tab:orange")
     line(b, rows["S"], "-o", f"-S ({s_label})", "tab:green")
     b.set_title("(b) network matched to the input scale", fontsize=10)
-    for ax in (a, b):
+    for ax, sizes in ((a, rows["native"]), (b, rows["S"])):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(sizes), [str(s) for s in sorted(sizes)])
+        ax.minorticks_off()
         ax.set_xlabel("input resolution (px)")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(True, alpha=0.3)
