@@ -139,7 +139,7 @@ def test_paper_scale_plans_build_every_run_from_a_table1_config(tmp_path):
     from reskd.studies import _default_big_set, _default_s_set, make_base
 
     config = str(Path(__file__).parent.parent / "configs/table1_activitynet_r50_baseline112.yaml")
-    base = make_base(tmp_path, config=config, overrides=[], epochs=None, num_train=0, num_val=0)
+    base = make_base(tmp_path, config=config, overrides=[], epochs=None, scale={})
     assert base.metric == "mAP"  # ActivityNet is multi-label
     runs = ablation_runs(student_size=112, teacher_size=224,
                          big_set=_default_big_set("resnet50"), seeds=[0])

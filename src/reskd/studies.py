@@ -23,7 +23,7 @@ Decisions the paper leaves open:
 - Clip- and frame-level KD use weight 1 and temperature 4 with the T^2 factor (as
   configs/table5_*); pixel-level (feature) KD weight 100, as the paper.
 - The demo-scale high-capacity teacher is the demo ResNet with two blocks instead of one in
-  its last two stages (1.8x the parameters, 1.5x the MACs; same widths, so feature KD needs
+  its last two stages (2.2x the parameters, 1.6x the MACs; same widths, so feature KD needs
   no adapter), standing in for R152 vs R50.
 """
 
@@ -85,16 +85,20 @@ class Base:
 
 
 def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs: int | None,
-              num_train: int, num_val: int, data_dir: str | Path | None = None,
+              scale: dict, quick: bool = False, data_dir: str | Path | None = None,
               log=print) -> Base:
     """The demo recipe on synthetic videos written into `data_dir` (default OUT/data; a complete
-    set made with the same parameters there is reused), or the user's YAML."""
+    set made with the same parameters there is reused), or the user's YAML. `scale` gives the
+    demo scale's epochs and clip counts (QUICK's with `quick`); a YAML keeps its epochs."""
+    scale = {**scale, **(QUICK if quick else {})}
+    epochs = epochs or (scale["epochs"] if config is None or quick else None)
     sets = list(overrides)
     if config is None:
         from reskd.data.synth import make_synth_dataset
         from reskd.demo import demo_overrides
 
         data_dir = Path(data_dir or out / "data")
+        num_train, num_val = scale["num_train"], scale["num_val"]
         log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {data_dir}")
         data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val)
         sets = demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0) + sets
@@ -222,19 +226,15 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
     start = time.perf_counter()
     out = Path(out)
     demo = config is None
-    scale = {**DEMO_RESOLUTION, **(QUICK if quick else {})}
-    if quick:
-        scale.update(sizes=(64, 32), s_sizes=(32,))
+    scale = {**DEMO_RESOLUTION, **(dict(sizes=(64, 32), s_sizes=(32,)) if quick else {})}
     if not demo and not sizes:
         raise ValueError("with --config give --sizes (e.g. 224,112,96,72,56) and --high")
     sizes = list(sizes or scale["sizes"])
     high = high or (DEMO_HIGH if demo else max(sizes))
     s_sizes = list(sizes if s_sizes is None and not demo else (s_sizes or scale["s_sizes"]))
     seeds = _seeds(seeds or scale["seeds"])
-    base = make_base(out, config=config, overrides=overrides,
-                     epochs=epochs or (scale["epochs"] if demo or quick else None),
-                     num_train=scale["num_train"], num_val=scale["num_val"],
-                     data_dir=data_dir, log=log)
+    base = make_base(out, config=config, overrides=overrides, epochs=epochs, scale=scale,
+                     quick=quick, data_dir=data_dir, log=log)
     s_set = list(s_set or _default_s_set(base))
     runs = resolution_runs(sizes=sizes, high=high, s_sizes=s_sizes, s_set=s_set, seeds=seeds)
     records = execute(runs, base, out, log=log)
@@ -332,14 +332,12 @@ def run_ablation_study(out: str | Path, *, config: str | None = None,
     start = time.perf_counter()
     out = Path(out)
     demo = config is None
-    scale = {**DEMO_ABLATION, **(QUICK if quick else {})}
+    scale = DEMO_ABLATION
     if not demo and not teacher_size:
         raise ValueError("with --config give --teacher-size (e.g. 224)")
     seeds = _seeds(seeds or scale["seeds"])
-    base = make_base(out, config=config, overrides=overrides,
-                     epochs=epochs or (scale["epochs"] if demo or quick else None),
-                     num_train=scale["num_train"], num_val=scale["num_val"],
-                     data_dir=data_dir, log=log)
+    base = make_base(out, config=config, overrides=overrides, epochs=epochs, scale=scale,
+                     quick=quick, data_dir=data_dir, log=log)
     probe = base.make(StudyRun("probe", (), 0), Path("."))
     student_size, teacher_size = probe.data.size, teacher_size or DEMO_HIGH
     big_set = list(big_set or _default_big_set(probe.model.arch))

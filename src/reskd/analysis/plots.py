@@ -137,12 +137,12 @@ def plot_ablation_study(table5: Sequence[tuple[str, dict]], table6: Sequence[tup
         means = [s["mean"] for _, s in rows]
         ax.bar(range(len(rows)), means, yerr=[s["std"] for _, s in rows], capsize=4,
                color=["0.6"] + ["tab:blue"] * (len(rows) - 1))
+        low = max(0.0, min(min(s["values"]) for _, s in rows) - 10)
+        ax.set_ylim(low, min(100.0, max(max(s["values"]) for _, s in rows) + 5))
         for i, (_, s) in enumerate(rows):
             ax.scatter([i] * len(s["values"]), s["values"], color="black", s=10, zorder=3)
-            ax.annotate(f"{s['mean']:.1f}", (i, s["mean"]), textcoords="offset points",
-                        xytext=(0, 4), ha="center", fontsize=8)
-        low = min(min(s["values"]) for _, s in rows)
-        ax.set_ylim(max(0.0, low - 10), min(100.0, max(means) + 8))
+            ax.text(i, low + 1, f"{s['mean']:.1f}", ha="center", va="bottom", fontsize=9,
+                    color="white", fontweight="bold")  # inside the bar, clear of the error bar
         ax.set_xticks(range(len(rows)), names, fontsize=8, rotation=15)
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(title, fontsize=10)
