@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,8 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
     demo scale's epochs and clip counts (QUICK's with `quick`); a YAML keeps its epochs."""
     scale = {**scale, **(QUICK if quick else {})}
     epochs = epochs or (scale["epochs"] if config is None or quick else None)
-    sets = list(overrides)
+    # a study's log is mostly kept in a file: per-step progress bars only on a terminal
+    sets = ([] if sys.stderr.isatty() else ["runtime.progress=false"]) + list(overrides)
     if config is None:
         from reskd.data.synth import make_synth_dataset
         from reskd.demo import demo_overrides
