@@ -98,6 +98,11 @@ def test_study_resolution_quick_writes_table_json_plot_and_reuses_finished_runs(
     assert json.loads((out / "resolution.json").read_text())["rows"]["S"]["32"]["values"] == \
         payload["rows"]["S"]["32"]["values"]
 
+    # another recipe in the same folder is refused, never mixed into the table
+    other = reskd("study", "resolution", "--quick", "--out", out, "--set", "optim.lr=0.01")
+    assert other.returncode == 2
+    assert "optim.lr: 0.002 there, 0.01 now" in other.stderr and "new --out" in other.stderr
+
 
 def test_study_ablation_quick_fills_tables_5_and_6(tmp_path):
     out = tmp_path / "abl"

@@ -126,6 +126,7 @@ def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print) -> di
         folder = out / "runs" / run.key
         record_path = folder / "study.json"
         if record_path.is_file():
+            check_same_recipe(folder, base.make(run, out))
             done[run.key] = json.loads(record_path.read_text())
             log(f"[study] {i}/{len(runs)} {run.key}: done before, "
                 f"{done[run.key]['metrics'][base.metric]:.1f}")
@@ -134,6 +135,8 @@ def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print) -> di
         if run.teacher:
             cfg.distill.teacher = done[run.teacher]["model"]
         resume = (folder / "checkpoint.pt").is_file()
+        if resume:
+            check_same_recipe(folder, cfg)
         log(f"[study] {i}/{len(runs)} {run.key}: {'resuming' if resume else 'starting'} "
             f"({'distilled from ' + run.teacher if run.teacher else 'trained'})")
         start = time.perf_counter()
@@ -147,6 +150,32 @@ def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print) -> di
         done[run.key] = record
         log(f"[study] {run.key}: {base.metric} {result['val'][base.metric]:.1f}")
     return done
+
+
+# Not part of the recipe: where the run and its teacher live (the run key names them both) and
+# how the log looks.
+_NOT_RECIPE = {"runtime.out", "runtime.progress", "distill.teacher"}
+
+
+def check_same_recipe(folder: Path, planned: Config) -> None:
+    """A finished or interrupted run is reused only if it was made with the recipe the study
+    asks for now: changing --epochs or --set on an existing study folder must not mix results
+    of two recipes in one table."""
+    from reskd.config import to_dict
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        items = {}
+        for k, v in d.items():
+            items.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return items
+
+    saved = flat(to_dict(load_config(folder / "config.yaml")))
+    wanted = flat(to_dict(planned))
+    changed = sorted(k for k in wanted.keys() - _NOT_RECIPE if saved.get(k) != wanted[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in changed[:4])
+        raise ValueError(f"{folder} was made with another recipe ({details}); give a new --out "
+                         f"for the new recipe, or delete {folder} to train it again")
 
 
 def summarize(records: dict[str, dict], name: str, metric: str) -> dict:
