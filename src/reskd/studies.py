@@ -259,7 +259,8 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
     demo = config is None
     scale = {**DEMO_RESOLUTION, **(dict(sizes=(64, 32), s_sizes=(32,)) if quick else {})}
     if not demo and not sizes:
-        raise ValueError("with --config give --sizes (e.g. 224,112,96,72,56) and --high")
+        raise ValueError("with --config give --sizes (e.g. 224,112,96,72,56); --high defaults to "
+                         "the largest")
     sizes = list(sizes or scale["sizes"])
     high = high or (DEMO_HIGH if demo else max(sizes))
     s_sizes = list(sizes if s_sizes is None and not demo else (s_sizes or scale["s_sizes"]))
