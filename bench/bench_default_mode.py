@@ -15,31 +15,22 @@ are not checked.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 
-import torch
-
-from reskd.efficiency.benchmark import bench_report, default_vs_fastest, fastest_default_mode
+from reskd.efficiency.benchmark import (bench_arguments, bench_report, default_vs_fastest,
+                                      fastest_default_mode, parse_bench_arguments)
 from reskd.engine.runtime import pick_device
 
 TARGET = 0.90  # default videos/s >= 90% of the fastest mode's
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run; the target is not checked")
+    p = bench_arguments(__doc__.split("\n")[0], rounds=4)
     p.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
     p.add_argument("--size", type=int, default=112)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_bench_arguments(p, argv)
     frames, batch, rounds = (4, 1, 1) if args.quick else (16, args.batch, args.rounds)
     modes = ["fp32", "channels_last", "bf16"]
     device = pick_device("auto")

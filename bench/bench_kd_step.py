@@ -14,7 +14,6 @@ batch 2, one round; the target is not checked.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import statistics
@@ -26,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reskd.distill.distiller import KDWeights, distill_loss, freeze, set_teacher_mode
-from reskd.efficiency.benchmark import fastest_default_mode, interleaved_rates, machine_facts
+from reskd.efficiency.benchmark import (bench_arguments, fastest_default_mode, interleaved_rates,
+                                      machine_facts, parse_bench_arguments)
 from reskd.engine.runtime import autocast, autocast_dtype, pick_device, prepare_model
 from reskd.engine.train import make_optimizer
 from reskd.models import build_model
@@ -58,15 +58,8 @@ def make_step(teacher: nn.Module, student: nn.Module, *, teacher_x: torch.Tensor
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run; the target is not checked")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    p = bench_arguments(__doc__.split("\n")[0], rounds=3)
+    args = parse_bench_arguments(p, argv)
     t_size, s_size, frames, batch, rounds = ((64, 32, 2, 2, 1) if args.quick
                                              else (224, 112, 8, args.batch, args.rounds))
     device = pick_device("auto")

@@ -13,29 +13,20 @@ but checks no target (a smoke run, well under a minute).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 
-import torch
-
-from reskd.efficiency.benchmark import bench_report, fastest_default_mode
+from reskd.efficiency.benchmark import (bench_arguments, bench_report, fastest_default_mode,
+                                      parse_bench_arguments)
 from reskd.engine.runtime import pick_device
 
 TARGETS = {112: 3.8, 56: 13.7}  # videos/s at size / videos/s at 224
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run; targets are not checked")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    p = bench_arguments(__doc__.split("\n")[0], rounds=4)
+    args = parse_bench_arguments(p, argv)
     frames, batch, rounds = (4, 1, 1) if args.quick else (16, args.batch, args.rounds)
     device = pick_device("auto")
     mode = fastest_default_mode(device)

@@ -107,6 +107,27 @@ def machine_facts(device: torch.device, amp_dtype: torch.dtype | None) -> dict:
 # Interleaved timing
 
 
+def bench_arguments(description: str, *, rounds: int) -> "argparse.ArgumentParser":
+    """The options the bench/ scripts share; add a script's own, then `parse_bench_arguments`."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="smoke run; targets are not checked")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=rounds)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def parse_bench_arguments(parser, argv: list[str] | None):
+    """Parses and applies --threads before anything is measured."""
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
