@@ -16,6 +16,13 @@ def sets(*pairs: str) -> list[str]:
     return [a for p in pairs for a in ("--set", p)]
 
 
+def write_data_config(path: Path, root: Path, *, val_list: str = "val.txt") -> Path:
+    """A YAML naming only the data of a `make_synth_dataset` folder; the rest stays default."""
+    val = f"  val_list: {val_list}\n" if val_list else ""
+    path.write_text(f"data:\n  root: {root}\n  train_list: train.txt\n{val}  classes: classes.txt\n")
+    return path
+
+
 def write_video(path: Path, frames: np.ndarray, *, codec: str = "libx264rgb", fps: int = 25,
                 options: dict | None = None) -> Path:
     """Writes (T, H, W, C) uint8 frames; libx264rgb with qp 0 is lossless RGB."""

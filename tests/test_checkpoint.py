@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_data_config
 
 from reskd.engine.checkpoint import (FORMAT, find_resume_checkpoint, load_checkpoint,
                                      prune_epoch_checkpoints, save_checkpoint)
@@ -53,8 +54,7 @@ def test_full_disk_during_training_stops_then_resume_falls_back_past_a_corrupt_c
 
     data = tmp_path / "data"
     make_synth_dataset(data, seed=1, num_train=16, num_val=8, workers=1)
-    config = tmp_path / "tiny.yaml"
-    config.write_text(f"data:\n  root: {data}\n  train_list: train.txt\n  classes: classes.txt\n")
+    config = write_data_config(tmp_path / "tiny.yaml", data, val_list="")
     out = tmp_path / "run"
     args = ["train", str(config), *[a for p in TINY + [f"runtime.out={out}"]
                                     for a in ("--set", p)]]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import sets
+from conftest import sets, write_data_config
 
 TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.widths=[8,8,16,16]", "model.stem=small", "data.num_segments=2",
@@ -60,10 +60,8 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def config(data, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
-    path.write_text(f"data:\n  root: {data}\n  train_list: train.txt\n  val_list: val15.txt\n"
-                    f"  classes: classes.txt\n")
-    return path
+    return write_data_config(tmp_path_factory.mktemp("cfg") / "tiny.yaml", data,
+                             val_list="val15.txt")
 
 
 def records(run: Path) -> list[dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import sets
+from conftest import sets, write_data_config
 
 TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.widths=[8,8,16,16]", "model.stem=small", "data.num_segments=2",
@@ -31,10 +31,7 @@ def config(tmp_path_factory) -> Path:
 
     data = tmp_path_factory.mktemp("synth")
     make_synth_dataset(data, seed=1, num_train=48, num_val=16, workers=1)
-    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
-    path.write_text(f"data:\n  root: {data}\n  train_list: train.txt\n  val_list: val.txt\n"
-                    f"  classes: classes.txt\n")
-    return path
+    return write_data_config(tmp_path_factory.mktemp("cfg") / "tiny.yaml", data)
 
 
 def train_in_process(config: Path, out: Path, *, resume: bool = False, extra=()) -> list[str]:
