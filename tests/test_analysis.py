@@ -42,6 +42,9 @@ def save_tiny(path: Path, *, seed: int, size: int) -> Path:
                      "sampling": {"num_segments": 3, "clip_len": 0, "frame_interval": 1,
                                   "test_clips": 2, "test_crops": 3, "short_side_ratio": 1.0},
                      "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "gmacs": 0.001,
+                     "views": {"size": size, "crop_size": size, "shrink": "bilinear",
+                               "short_side_ratio": 1.0, "downsample_to": 0,
+                               "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
                      "kind": "model", "model": model.state_dict(), "metrics": {}}, path)
     return path
 

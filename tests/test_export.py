@@ -42,7 +42,11 @@ def context() -> dict:
             "size": SIZE, "frames": FRAMES,
             "sampling": {"num_segments": FRAMES, "clip_len": 0, "frame_interval": 1,
                          "test_clips": 1, "test_crops": 1, "short_side_ratio": 1.25},
-            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "gmacs": 0.002}
+            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "gmacs": 0.002,
+            "views": {"size": SIZE, "crop_size": 2 * SIZE, "shrink": "bilinear",
+                      "short_side_ratio": 1.25, "downsample_to": 0,
+                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+            "test_average": "prob"}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +85,8 @@ def test_dynamic_batch_through_onnxruntime(exported):
 def test_metadata_round_trips(exported):
     _, ckpt, info = exported
     meta = read_onnx_metadata(info["path"])
-    for key in ("classes", "size", "frames", "mean", "std", "sampling", "gmacs"):
+    for key in ("classes", "size", "frames", "mean", "std", "sampling", "views",
+                "test_average", "gmacs"):
         assert meta[key] == ckpt[key], key
 
 

@@ -39,6 +39,9 @@ def tiny_checkpoint(path: Path, *, size: int = 32, frames: int = 4, test_clips: 
                          "test_clips": test_clips, "test_crops": test_crops,
                          "short_side_ratio": 1.25},
             "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "gmacs": 0.001,
+            "views": {"size": size, "crop_size": size, "shrink": "bilinear",
+                      "short_side_ratio": 1.25, "downsample_to": 0, "mean": [0.5, 0.4, 0.3],
+                      "std": [0.2, 0.25, 0.3]}, "test_average": "prob",
             "kind": "model", "model": model.state_dict(), "metrics": {}}
     save_checkpoint(ckpt, path)
     return model.eval(), ckpt

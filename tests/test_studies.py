@@ -43,8 +43,9 @@ def test_resolution_runs_plan_native_upsampled_and_s_runs():
     assert keys == ["native64/seed0", "native32/seed0", "upsampled32/seed0", "S32/seed0",
                     "native64/seed1", "native32/seed1", "upsampled32/seed1", "S32/seed1"]
     up = runs[2]
-    assert up.overrides == ("data.size=64", "data.downsample_to=32")
-    assert runs[3].overrides == ("model.strides=[1,1,2,2]", "data.size=32")
+    assert up.overrides == ("data.crop_size=64", "data.size=64", "data.downsample_to=32")
+    assert runs[3].overrides == ("model.strides=[1,1,2,2]", "data.crop_size=64", "data.size=32")
+    assert all("data.crop_size=64" in r.overrides for r in runs)  # one crop, shrunk per size
     with pytest.raises(ValueError, match="--high=64"):
         resolution_runs(sizes=[128], high=64, s_sizes=[], s_set=[], seeds=[0])
 
@@ -155,9 +156,45 @@ def test_paper_scale_plans_build_every_run_from_a_table1_config(tmp_path):
         ("resnet50", 224)
     assert cfgs["pixel_kd/seed0"].distill.alpha == 100 and cfgs["pixel_kd/seed0"].data.size == 112
     assert cfgs["baseline/seed0"].runtime.out == str(tmp_path / "runs/baseline/seed0")
+    # every run, the baseline and the low-resolution teacher too, shrinks the 224 crop
+    assert {c.data.crop_size for c in cfgs.values()} == {224}
     s_runs = resolution_runs(sizes=[224, 112, 56], high=224, s_sizes=[112],
                              s_set=_default_s_set(base), seeds=[0])
     s112 = base.make(next(r for r in s_runs if r.key == "S112/seed0"), tmp_path)
     assert (s112.model.arch, s112.data.size) == ("resnet50s", 112)
     up56 = base.make(next(r for r in s_runs if r.key == "upsampled56/seed0"), tmp_path)
     assert (up56.data.size, up56.data.downsample_to) == (224, 56)
+
+
+def test_views_runs_pair_a_baseline_with_a_student_per_filter_and_size():
+    from reskd.studies import views_runs
+
+    runs = views_runs(sizes=[32, 16], high=64, s_sizes=[16], s_set=["model.strides=[1,1,2,2]"],
+                      seeds=[0, 1])
+    assert runs[0].key == "teacher64/seed0" and len(runs) == 1 + 2 * 2 * 2 * 2
+    by_key = {r.key: r for r in runs}
+    base, kd = by_key["baseline_antialias16/seed1"], by_key["reskd_antialias16/seed1"]
+    assert base.teacher == "" and kd.teacher == "teacher64/seed0"
+    # the pair differs only in the KD: same crop, filter, size and network
+    assert set(kd.overrides) - set(base.overrides) == {
+        "distill.alpha=100", "distill.clip_kd=0", "distill.frame_kd=0", "distill.pixel_logit_kd=0"}
+    assert {"data.crop_size=64", "data.shrink=antialias", "data.size=16",
+            "model.strides=[1,1,2,2]"} <= set(base.overrides)
+    assert "model.strides=[1,1,2,2]" not in by_key["baseline_bilinear32/seed0"].overrides
+    with pytest.raises(ValueError, match="below the teacher"):
+        views_runs(sizes=[64], high=64, s_sizes=[], s_set=[], seeds=[0])
+
+
+@pytest.mark.slow
+def test_study_views_quick_writes_its_table(tmp_path):
+    out = tmp_path / "views"
+    proc = reskd("study", "views", "--quick", "--sizes", "32", "--s-sizes", "16", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((out / "views.json").read_text())
+    assert set(payload["rows"]) == {"teacher64", "baseline_bilinear32", "reskd_bilinear32",
+                                    "baseline_antialias32", "reskd_antialias32"}
+    table = (out / "views.md").read_text()
+    assert "| 32x32 (2x fewer pixels a side) | bilinear |" in table
+    assert "| 32x32 (2x fewer pixels a side) | antialias |" in table
+    student = load_config(out / "runs/reskd_antialias32/seed0/config.yaml")
+    assert (student.data.crop_size, student.data.shrink) == (64, "antialias")

@@ -4,7 +4,7 @@
     reskd distill CONFIG [--set ...] [--resume]
     reskd test CONFIG --checkpoint CKPT [--set ...] [--json]
     reskd demo [--out DIR] [--quick] [--seed S]
-    reskd data synth --out DIR [--seed S]
+    reskd data synth --out DIR [--kind digits|textures] [--seed S]
     reskd data extract LIST --root R --out DIR [--short-side 256] [--fps F]
     reskd data convert DATASET --out DIR [--csv/--json/--labels/--train/--val ...]
     reskd flops (--model NAME | --checkpoint CKPT) [--size S --frames F] [--views V] [--json]
@@ -12,6 +12,7 @@
     reskd sweep [--model NAME] [--checkpoints S=CKPT,...] --sizes ... --frames F --out DIR
     reskd study resolution [--out DIR] [--config YAML --set ...] [--sizes ...] [--seeds 0,1]
     reskd study ablation [--out DIR] [--config YAML --set ...] [--teacher-size N] [--seeds 0,1]
+    reskd study views [--out DIR] [--data DIR] [--config YAML --high N --sizes ...] [--seeds 0,1]
     reskd data check LIST [--root R] [--format F] [--frames N] [--workers W] [--out BAD]
 """
 
@@ -77,8 +78,10 @@ def build_from_kwargs(kwargs: dict, pretrained: str = "") -> torch.nn.Module:
 
 
 def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, ...],
-                 num_classes: int, log=print):
+                 num_classes: int, crop_size: int = 0, log=print):
     """The dataset of one annotation list; missing files are an error unless data.skip_missing.
+
+    Views of `sizes` are shrunk from one crop of `crop_size` (0: sizes[0]) with data.shrink.
 
     Paths must stay under data.root unless data.allow_outside_root; entries named in the
     data.exclude file (e.g. from `reskd data check --out`) are left out and counted.
@@ -117,8 +120,9 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
         log(f"warning: leaving out {len(missing)} missing entries of {path} (first: {head})")
         gone = set(missing)
         entries = [e for e in entries if e.path not in gone]
-    views = ViewSpec(sizes=sizes, short_side_ratio=d.short_side_ratio, scales=d.crop_scales,
-                     flip=d.flip, mean=d.mean, std=d.std, downsample_to=d.downsample_to)
+    views = ViewSpec(sizes=sizes, crop_size=crop_size, shrink=d.shrink,
+                     short_side_ratio=d.short_side_ratio, scales=d.crop_scales, flip=d.flip,
+                     mean=d.mean, std=d.std, downsample_to=d.downsample_to)
     sampling = Sampling(d.num_segments, d.clip_len, d.frame_interval)
     return VideoDataset(entries, d.root, sampling=sampling, views=views, train=train,
                         num_classes=num_classes, format=d.format, frame_template=d.frame_template,
@@ -127,9 +131,13 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
                         cache_decoded=d.cache_decoded, multi_label_loss=d.multi_label_loss)
 
 
-def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None) -> dict:
+def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None,
+                       views: dict) -> dict:
+    """What a checkpoint carries besides weights; `views` is the test-view recipe
+    (`ViewSpec.record()`), followed by test, predict and the analysis commands."""
     d = cfg.data
     return {"config": to_dict(cfg), "classes": classes, "model_kwargs": kwargs, "size": d.size,
+            "views": views, "test_average": d.test_average,
             "frames": d.clip_len or d.num_segments,
             "sampling": {"num_segments": d.num_segments, "clip_len": d.clip_len,
                          "frame_interval": d.frame_interval, "test_clips": d.test_clips,
@@ -169,8 +177,11 @@ def load_model_checkpoint(path: str | Path):
     return model.eval(), ckpt
 
 
-def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict):
-    """The frozen teacher and its input size; mismatches with the config are errors naming both."""
+def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print):
+    """The frozen teacher and its input size; mismatches with the config are errors naming both.
+
+    The teacher's views in distillation are the crop of data.crop_size (0: the teacher's size)
+    shrunk with data.shrink; when that is not how its own training views were made, says so."""
     from reskd.distill.distiller import freeze
 
     if not cfg.distill.teacher:
@@ -195,6 +206,15 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict):
             f"needs equal channel counts: use a teacher of the same width, or pixel-level "
             f"logit KD (--set distill.alpha=0 --set distill.pixel_logit_kd=500)")
     size = cfg.distill.teacher_size or ckpt["size"]
+    crop = cfg.data.crop_size or size
+    if "views" in ckpt and size == ckpt["views"]["size"]:
+        own = ckpt["views"]
+        if (own["crop_size"], own["shrink"] if own["crop_size"] > size else "") != (
+                crop, cfg.data.shrink if crop > size else ""):
+            log(f"note: teacher {cfg.distill.teacher} was trained on views shrunk from a "
+                f"{own['crop_size']} px crop ({own['shrink']}); here it sees a {crop} px crop "
+                f"shrunk to {size} px ({cfg.data.shrink}). Set data.crop_size / data.shrink to "
+                f"match if that is not intended.")
     return freeze(teacher), size
 
 
@@ -232,23 +252,28 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     kwargs = model_kwargs(cfg, num_classes)
     teacher, sizes = None, (cfg.data.size,)
     if distill:
-        teacher, teacher_size = load_teacher(cfg, num_classes, kwargs)
+        teacher, teacher_size = load_teacher(cfg, num_classes, kwargs, log=log)
         sizes = (teacher_size, cfg.data.size)
         if teacher_size < cfg.data.size:
             raise ConfigError(f"teacher size {teacher_size} is below the student size "
                               f"{cfg.data.size}; ResKD distils from high to low resolution")
+    crop_size = cfg.data.crop_size or sizes[0]
+    if crop_size < sizes[0]:
+        raise ConfigError(f"data.crop_size={crop_size} is below the teacher size {sizes[0]}: "
+                          f"the teacher's and student's views are shrunk from that crop; set "
+                          f"data.crop_size=0 (the teacher's size) or at least {sizes[0]}")
     model = build_from_kwargs(kwargs, pretrained=cfg.model.pretrained)
     gmacs = gmacs_per_video(model, cfg.data.clip_len or cfg.data.num_segments, cfg.data.size,
                             cfg.data.test_clips * cfg.data.test_crops)
-    context = checkpoint_context(cfg, classes, kwargs, gmacs)
+    train_set = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
+                             crop_size=crop_size, log=log)
+    context = checkpoint_context(cfg, classes, kwargs, gmacs, train_set.views.record())
     if dist_utils.is_main():
         save_config(cfg, out / "config.yaml")
     amp = autocast_dtype(r.precision, device)
     model = prepare_model(model, device, r.channels_last)
     if teacher is not None:
         teacher = prepare_model(teacher, device, r.channels_last)
-    train_set = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
-                             log=log)
     from torch.utils.data.distributed import DistributedSampler
 
     sampler = DistributedSampler(train_set, num_replicas=dist_utils.world_size(),
@@ -274,7 +299,7 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     evaluate_fn = None
     if cfg.data.val_list:
         val_set = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
-                               num_classes=num_classes, log=log)
+                               num_classes=num_classes, crop_size=crop_size, log=log)
         from reskd.engine.distributed import ShardSampler
 
         val_loader = make_loader(val_set, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
@@ -310,8 +335,34 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     return {"out": str(out), "model": str(out / "model.pt"), "val": val}
 
 
+def with_checkpoint_views(cfg: Config, ckpt: dict, path: str | Path = "checkpoint",
+                       log=print) -> Config:
+    """`cfg` with the data keys that make test views replaced by the checkpoint's recipe (the
+    views it was trained on); a key the config sets otherwise is named in a note."""
+    import copy
+
+    from reskd.data.datasets import checkpoint_views
+
+    v = checkpoint_views(ckpt, path)
+    cfg = copy.deepcopy(cfg)
+    d = cfg.data
+    recipe = {"size": v.sizes[0], "crop_size": v.crop_size, "shrink": v.shrink,
+              "short_side_ratio": v.short_side_ratio, "downsample_to": v.downsample_to,
+              "mean": tuple(v.mean), "std": tuple(v.std)}
+    differ = [f"data.{k}={getattr(d, k)!r}" for k, value in recipe.items()
+              if getattr(d, k) != value and not (k == "crop_size" and d.crop_size == 0)
+              and not (k == "shrink" and v.crop_size == v.sizes[0])]
+    if differ:
+        log(f"note: testing {path} on the views it was trained on ({v.sizes[0]} px shrunk from a "
+            f"{v.crop_size} px crop, {v.shrink}); the config's {', '.join(differ)} is not used")
+    for key, value in recipe.items():
+        setattr(d, key, value)
+    return cfg
+
+
 def run_test(cfg: Config, checkpoint: str | Path, *, log=print) -> dict:
-    """Multi-view test of a checkpoint on data.val_list; sizes and sampling from the config."""
+    """Multi-view test of a checkpoint on data.val_list, on views made as its training views
+    were (the checkpoint's recipe: size, crop, shrink); clips, crops and averaging from `cfg`."""
     from reskd.data.datasets import make_loader
     from reskd.engine import distributed as dist_utils
     from reskd.engine.distributed import ShardSampler
@@ -322,8 +373,9 @@ def run_test(cfg: Config, checkpoint: str | Path, *, log=print) -> dict:
     dist_utils.init(device)
     model, ckpt = load_model_checkpoint(checkpoint)
     classes = ckpt["classes"]
+    cfg = with_checkpoint_views(cfg, ckpt, checkpoint, log=log if dist_utils.is_main() else _quiet)
     dataset = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
-                           num_classes=len(classes), log=log)
+                           num_classes=len(classes), crop_size=cfg.data.crop_size, log=log)
     loader = make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
                          sampler=ShardSampler(len(dataset)))
     model = prepare_model(model, device, cfg.runtime.channels_last, inference=True)
@@ -332,13 +384,20 @@ def run_test(cfg: Config, checkpoint: str | Path, *, log=print) -> dict:
                       multi_label=cfg.data.multi_label, average=cfg.data.test_average, progress=cfg.runtime.progress)
     result["videos_per_s"] = result["num_videos"] / max(result["seconds"], 1e-9)
     result["size"] = cfg.data.size
+    result["crop_size"], result["shrink"] = cfg.data.crop_size, cfg.data.shrink
     result["views"] = cfg.data.test_clips * cfg.data.test_crops
     return result
 
 
+def _quiet(*_) -> None:
+    pass
+
+
 def format_test(result: dict) -> str:
     lines = [f"videos: {result['num_videos']}  failed: {len(result['failed'])}  "
-             f"views per video: {result['views']}  size: {result['size']}",
+             f"views per video: {result['views']}  size: {result['size']}"
+             + (f" (shrunk from a {result['crop_size']} px crop, {result['shrink']})"
+                if result["crop_size"] > result["size"] else ""),
              f"top-1: {result['top1']:.2f}%  top-5: {result['top5']:.2f}%  "
              f"mean class accuracy: {result['mean_class_acc']:.2f}%"]
     if "mAP" in result:
@@ -431,7 +490,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_data_synth(args) -> int:
-    from reskd.data.synth import make_synth_dataset
+    if args.kind == "textures":
+        from reskd.data.textures import make_texture_dataset as make_synth_dataset
+    else:
+        from reskd.data.synth import make_synth_dataset
 
     kwargs = {"seed": args.seed}
     if args.num_train:
@@ -503,9 +565,20 @@ def cmd_study_ablation(args) -> int:
     return 0
 
 
+def cmd_study_views(args) -> int:
+    from reskd.studies import run_views_study
+
+    run_views_study(args.out, config=args.config, overrides=args.set or [], sizes=args.sizes,
+                    high=args.high, s_sizes=args.s_sizes, s_set=args.s_set, seeds=args.seeds,
+                    epochs=args.epochs, quick=args.quick, command=_command_line(),
+                    data_dir=args.data)
+    return 0
+
+
 def add_study_commands(sub) -> None:
     """Inside build_parser(): `reskd study resolution|ablation` (reskd.studies)."""
-    study = sub.add_parser("study", help="the paper's studies: Figure 1, Tables 5 and 6")
+    study = sub.add_parser("study", help="the paper's studies: Figure 1, Tables 5 and 6; and "
+                           "how student views are shrunk")
     study = study.add_subparsers(dest="study_command", required=True)
 
     def common(q, out: str) -> None:
@@ -520,7 +593,8 @@ def add_study_commands(sub) -> None:
                        "(default at demo scale: 10 for resolution, 6 for ablation; else the config's)")
         q.add_argument("--data", default=None, help="demo scale: folder of the synthetic videos "
                        "(default OUT/data); a complete set there, e.g. the other study's or the "
-                       "demo's, is reused")
+                       "demo's, is reused; a folder with train.txt, val.txt and classes.txt but "
+                       "no synth.json (e.g. `reskd data synth --kind textures`) is used as it is")
         q.add_argument("--quick", action="store_true", help="tiny smoke run: numbers are "
                        "not meaningful")
 
@@ -547,6 +621,20 @@ def add_study_commands(sub) -> None:
                    help="what makes the high-capacity teacher (default: model.layers=[1,1,2,2] "
                         "for arch resnet, model.arch=resnet152 for resnet50)")
     q.set_defaults(func=cmd_study_ablation)
+
+    q = study.add_parser("views", help="CE baseline vs ResKD student on views shrunk from the "
+                         "teacher's crop bilinearly (authors) or with antialiasing, at 2x and 4x")
+    common(q, "study_views")
+    q.add_argument("--high", type=int, default=None, help="the teacher's size = the crop size "
+                   "(default 64 at demo scale; required with --config)")
+    q.add_argument("--sizes", type=_int_list, default=None,
+                   help="student sizes (default at demo scale: 32,16; required with --config)")
+    q.add_argument("--s-sizes", type=_int_list, default=None, help="student sizes that use the "
+                   "-S network, baseline and student alike (default at demo scale: 16, where the "
+                   "stock net's last map would be 1x1)")
+    q.add_argument("--s-set", action="append", metavar="KEY=VALUE", default=None,
+                   help="what makes the -S network (as in `reskd study resolution`)")
+    q.set_defaults(func=cmd_study_views)
 
 
 def cmd_data_check(args) -> int:
@@ -772,11 +860,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command",
                                                                         required=True)
-    q = data.add_parser("synth", help="write the embedded synthetic video dataset (MP4 + lists)")
+    q = data.add_parser("synth", help="write an embedded video dataset (MP4 + lists)")
     q.add_argument("--out", required=True)
+    q.add_argument("--kind", default="digits", choices=["digits", "textures"],
+                   help="digits: MNIST digits over photos, the demo's (default 6000 + 1000 "
+                        "clips); textures: which of 16 real photos a panning window shows "
+                        "(default 1600 + 400 clips)")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--num-train", type=int, default=0, help="clips (default 6000)")
-    q.add_argument("--num-val", type=int, default=0, help="clips (default 1000)")
+    q.add_argument("--num-train", type=int, default=0, help="clips (default: the kind's)")
+    q.add_argument("--num-val", type=int, default=0, help="clips (default: the kind's)")
     q.set_defaults(func=cmd_data_synth)
     q = data.add_parser("extract", help="videos -> raw-frame folders + raw-frame list (resumable)")
     q.add_argument("list", help="video list (relative/path.mp4 label ...)")

@@ -18,6 +18,7 @@ import yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+SHRINK_FILTERS = ("bilinear", "antialias")  # how a crop is shrunk to a model's size
 
 
 class ConfigError(ValueError):
@@ -38,8 +39,13 @@ class DataConfig:
     test_clips: int = 1  # temporal views at test time
     test_crops: int = 1  # 1 = centre crop, 3 = three crops along the long side
     size: int = 224  # input size of the model being trained or tested
-    # > 0: frames keep only downsample_to x downsample_to pixels of information: resized down
-    # and back up to `size` (Figure 1a's up-sampled frames; `reskd study resolution`)
+    # Views are cut as one crop of crop_size and shrunk to each model's size (reskd.data.transforms).
+    # 0: the largest model's size (the teacher's when distilling, else data.size). A CE baseline
+    # compared with a ResKD student takes the student's crop_size (its teacher's size).
+    crop_size: int = 0
+    shrink: str = "bilinear"  # crop -> model size: "bilinear" (no antialias, authors) or "antialias"
+    # > 0: frames keep only downsample_to x downsample_to pixels of information: shrunk and
+    # back up to the crop size (Figure 1a's up-sampled frames; `reskd study resolution`)
     downsample_to: int = 0
     short_side_ratio: float = 256 / 224  # short side = round(size * ratio) before cropping
     crop_scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
@@ -223,6 +229,7 @@ def validate(cfg: Config) -> None:
     _check_choice(d.format, ("video", "rawframes"), "data.format")
     _check_choice(d.multi_label_loss, ("sample", "bce"), "data.multi_label_loss")
     _check_choice(d.test_average, ("prob", "logit"), "data.test_average")
+    _check_choice(d.shrink, SHRINK_FILTERS, "data.shrink")
     _check_choice(m.block, ("basic", "bottleneck"), "model.block")
     _check_choice(m.stem, ("imagenet", "small"), "model.stem")
     _check_choice(o.optimizer, ("sgd", "adamw"), "optim.optimizer")
@@ -242,9 +249,16 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"optim.lr: must be positive, got {o.lr}")
     if not d.crop_scales or any(not 0 < s <= 1 for s in d.crop_scales):
         raise ConfigError(f"data.crop_scales: each scale must be in (0, 1], got {d.crop_scales}")
-    if d.downsample_to < 0 or d.downsample_to > d.size:
-        raise ConfigError(f"data.downsample_to: must be 0 (off) or between 1 and data.size="
-                          f"{d.size}, got {d.downsample_to}")
+    if d.crop_size and d.crop_size < d.size:
+        raise ConfigError(f"data.crop_size: must be 0 (the model's size) or at least data.size="
+                          f"{d.size}: views are shrunk from the crop, never enlarged; got "
+                          f"{d.crop_size}")
+    if d.crop_size < 0:
+        raise ConfigError(f"data.crop_size: must be >= 0, got {d.crop_size}")
+    top = max(d.size, d.crop_size)
+    if d.downsample_to < 0 or d.downsample_to > top:
+        raise ConfigError(f"data.downsample_to: must be 0 (off) or between 1 and the crop size "
+                          f"{top} (data.crop_size, else data.size), got {d.downsample_to}")
     if d.short_side_ratio < 1:
         raise ConfigError(f"data.short_side_ratio: must be >= 1, got {d.short_side_ratio}")
     if len(m.layers) != len(m.widths) or len(m.layers) != len(m.strides):

@@ -4,6 +4,8 @@
 2. train the teacher at 64 px (the demo's "high resolution");
 3. train the baseline student at 32 px with cross-entropy only;
 4. distil the ResKD student at 32 px from the teacher (feature KD, alpha 100);
+   both students see the same views, in training and testing: the 64 px crop shrunk to 32 px
+   with data.shrink (`data.crop_size=64`), so the two differ only in the KD;
 5. test all three on the validation videos, measure GMACs per video and videos/s,
    and write `report.md`, `results.json` and the three runs' checkpoints.
 

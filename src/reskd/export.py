@@ -4,7 +4,7 @@ ONNX export uses the TorchScript exporter (`dynamo=False`): with torch 2.14 the 
 exporter needs `onnxscript`, which reskd does not depend on, and the TorchScript one handles
 these CNNs. The graph takes clips (N, T, 3, S, S) float32 with a dynamic batch axis N (T and S
 are the checkpoint's) and returns logits (N, K). The checkpoint's context (classes, size,
-frames, mean/std, sampling) is embedded as JSON values in the model's `metadata_props`, so the
+frames, mean/std, sampling, view recipe, test averaging) is embedded as JSON values in the model's `metadata_props`, so the
 .onnx file alone is enough to preprocess and label.
 
 Every export is verified: ONNX Runtime (CPU) and the eager fp32 model run the same random clips
@@ -24,9 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from reskd.data.datasets import checkpoint_views
+
 ONNX_HINT = "ONNX export needs onnx and onnxruntime: pip install 'reskd[onnx]'"
 INPUT_NAME, OUTPUT_NAME = "clips", "logits"
-CONTEXT_KEYS = ("classes", "size", "frames", "mean", "std", "sampling", "gmacs")
+CONTEXT_KEYS = ("classes", "size", "frames", "mean", "std", "sampling", "views", "test_average",
+                "gmacs")
 
 
 class ExportMismatchError(RuntimeError):
@@ -126,7 +129,7 @@ def export_onnx(model: nn.Module, ckpt: dict, out_path: str | Path, *, batch: in
     onnx, _ = _import_onnx()
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
-    missing = [k for k in CONTEXT_KEYS if k not in ckpt]
+    missing = [k for k in CONTEXT_KEYS if k not in ckpt and k not in ("views", "test_average")]
     if missing:
         raise ValueError(f"the checkpoint lacks {missing}; export needs a checkpoint written by "
                          f"`reskd train` / `reskd distill`")
@@ -146,9 +149,11 @@ def export_onnx(model: nn.Module, ckpt: dict, out_path: str | Path, *, batch: in
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     graph = onnx.load(str(out_path))
+    context = {**ckpt, "views": checkpoint_views(ckpt, "the checkpoint").record(),
+               "test_average": ckpt.get("test_average", "prob")}
     for key in CONTEXT_KEYS:
         entry = graph.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(ckpt[key])
+        entry.key, entry.value = key, json.dumps(context[key])
     entry = graph.metadata_props.add()
     entry.key, entry.value = "input_layout", json.dumps("(N, T, C, H, W) float32, normalised")
     onnx.checker.check_model(graph)

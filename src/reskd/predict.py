@@ -1,7 +1,9 @@
 """Predict: class scores for video files from a checkpoint alone, preprocessed exactly as `test`.
 
-Every test view (clips x crops, from the checkpoint's sampling and size) goes through the model
-and the softmax scores are averaged over views, as `reskd.engine.evaluate` does. A video that
+Every test view (clips x crops, from the checkpoint's sampling and view recipe: the views its
+model was trained on) goes through the model and the scores are averaged over views as the
+checkpoint's `test_average` says ("prob": softmax scores, "logit": logits, then softmax), as
+`reskd.engine.evaluate` does. A video that
 cannot be decoded is reported in its result (`"error"`), never dropped, and the others still run.
 """
 
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reskd.data.datasets import Sampling
+from reskd.data.datasets import Sampling, checkpoint_views
 from reskd.data.decoders import DecodeError, decode_video
 from reskd.data.transforms import test_views
 from reskd.engine.runtime import autocast
@@ -26,19 +28,20 @@ def checkpoint_sampling(ckpt: dict) -> Sampling:
     return Sampling(s["num_segments"], s["clip_len"], s["frame_interval"])
 
 
-def video_views(path: str | Path, ckpt: dict, *, size: int | None = None,
-                crops: int | None = None, num_clips: int | None = None) -> torch.Tensor:
+def video_views(path: str | Path, ckpt: dict, *, crops: int | None = None,
+                num_clips: int | None = None) -> torch.Tensor:
     """All test views of one video, as the checkpoint's `test` makes them. -> (V, T, C, S, S)
 
     V = clips x crops, in that order (clip-major), as `VideoDataset` orders them.
 
-    `size`, `crops` and `num_clips` default to the checkpoint's. The video is decoded once for
-    all clips (the decoder reads front to back, so one pass beats one pass per clip).
+    The views follow the checkpoint's recipe (`checkpoint_views`); `crops` and `num_clips`
+    default to the checkpoint's. The video is decoded once for all clips (the decoder reads
+    front to back, so one pass beats one pass per clip).
     Raises `DecodeError` for a file that cannot be read.
     """
     s = ckpt["sampling"]
     sampling = checkpoint_sampling(ckpt)
-    size = size or ckpt["size"]
+    v = checkpoint_views(ckpt, path="the checkpoint")
     crops = crops or s["test_crops"]
     num_clips = num_clips or s["test_clips"]
 
@@ -48,8 +51,9 @@ def video_views(path: str | Path, ckpt: dict, *, size: int | None = None,
 
     frames, _ = decode_video(path, indices_for)  # (clips * T, H, W, C)
     clips = np.split(frames, num_clips)  # clips x (T, H, W, C)
-    views = [test_views(c, size, short_side_ratio=s["short_side_ratio"], crops=crops,
-                        mean=tuple(ckpt["mean"]), std=tuple(ckpt["std"])) for c in clips]
+    views = [test_views(c, v.sizes[0], short_side_ratio=v.short_side_ratio, crops=crops,
+                        mean=v.mean, std=v.std, crop_size=v.crop_size, shrink_filter=v.shrink,
+                        downsample_to=v.downsample_to) for c in clips]
     return torch.cat(views)  # (clips * crops, T, C, S, S)
 
 
@@ -59,13 +63,15 @@ def predict_videos(model: nn.Module, ckpt: dict, paths: Sequence[str | Path], *,
                    amp_dtype: torch.dtype | None = None) -> list[dict]:
     """Top-k classes of each video: [{"path", "top": [{"class", "index", "score"}], "latency_ms"}].
 
-    `score` is the softmax probability averaged over all test views. `latency_ms` is the wall
+    `score` is the class probability over all test views, averaged as the checkpoint's
+    `test_average` says (checkpoints without one: "prob"). `latency_ms` is the wall
     time of that video: decode + preprocess + model. A video that fails to decode gives
     {"path", "error": reason} instead. `model` must already be on `device`.
     """
     if topk < 1:
         raise ValueError(f"topk must be at least 1, got {topk}")
     classes = list(ckpt["classes"])
+    average = ckpt.get("test_average", "prob")
     model.eval()
     results = []
     for path in paths:
@@ -81,7 +87,10 @@ def predict_videos(model: nn.Module, ckpt: dict, paths: Sequence[str | Path], *,
             raise ValueError(f"the model gives {logits.shape[-1]} class scores but the "
                              f"checkpoint lists {len(classes)} class names; the checkpoint is "
                              f"inconsistent (re-save it with `reskd train`)")
-        scores = logits.softmax(-1).mean(0).cpu()  # (K,)
+        if average == "logit":
+            scores = logits.mean(0).softmax(-1).cpu()  # (K,)
+        else:
+            scores = logits.softmax(-1).mean(0).cpu()  # (K,)
         top = scores.topk(min(topk, len(classes)))
         results.append({
             "path": str(path),

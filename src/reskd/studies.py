@@ -1,4 +1,4 @@
-"""`reskd study resolution|ablation`: the paper's studies as commands.
+"""`reskd study resolution|ablation|views`: the paper's studies as commands.
 
 - `resolution` (Section 3, Figure 1): (a) models trained and tested on frames of each low
   resolution r vs on the same frames up-sampled back to the high resolution (information loss
@@ -8,6 +8,10 @@
   high-capacity high-resolution teacher; model distillation (high-capacity teacher at the
   student's resolution) vs resolution distillation (the student's own architecture at high
   resolution) vs both (= pixel-level KD of Table 5).
+- `views` (not in the paper): how the high-resolution crop is shrunk to the student's size,
+  bilinear without antialiasing (the authors' code) or antialiased, each used for training and
+  testing of both the CE baseline and the ResKD student, at 2x and 4x reduction. It chose
+  reskd's default `data.shrink`.
 
 A study is a list of ordinary `reskd train` / `reskd distill` runs, each in
 OUT/runs/<name>/seed<k>, built from one base recipe plus a few overrides: the demo's recipe on
@@ -49,6 +53,9 @@ DEMO_HIGH, DEMO_LOW = 64, 32
 DEMO_RESOLUTION = dict(sizes=(64, 32, 16), s_sizes=(32, 16), epochs=10, num_train=6000,
                        num_val=1000, seeds=(0,))
 DEMO_ABLATION = dict(epochs=6, num_train=6000, num_val=1000, seeds=(0, 1))
+# The views study keeps the demo's 12 epochs, so its 32 px cells are the demo's students.
+DEMO_VIEWS = dict(sizes=(32, 16), s_sizes=(16,), epochs=12, num_train=6000, num_val=1000,
+                  seeds=(0, 1))
 QUICK = dict(epochs=1, num_train=64, num_val=32)
 DEMO_S_SET = ("model.strides=[1,1,2,2]",)
 DEMO_BIG_SET = ("model.layers=[1,1,2,2]",)
@@ -101,8 +108,12 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
 
         data_dir = Path(data_dir or out / "data")
         num_train, num_val = scale["num_train"], scale["num_val"]
-        log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {data_dir}")
-        data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val)
+        if (data_dir / "train.txt").is_file() and not (data_dir / "synth.json").is_file():
+            log(f"[study] the videos listed in {data_dir} (train.txt, val.txt, classes.txt)")
+            data = {"root": str(data_dir)}
+        else:
+            log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {data_dir}")
+            data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val)
         sets = demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0) + sets
     elif not Path(config).is_file():
         raise FileNotFoundError(f"--config {config} does not exist; give a YAML such as "
@@ -227,20 +238,23 @@ def _footer(base: Base, seeds: list[int], command: str, records: dict, seconds: 
 def resolution_runs(*, sizes: Sequence[int], high: int, s_sizes: Sequence[int],
                     s_set: Sequence[str], seeds: Sequence[int]) -> list[StudyRun]:
     """Figure 1's runs: native{r} (trained and tested at r; also the "-H" curve of 1b),
-    upsampled{r} (r x r information at `high` px), S{r} (the stride-modified network at r)."""
+    upsampled{r} (r x r information at `high` px), S{r} (the stride-modified network at r).
+    Every run's views are shrunk from the same `high` px crop (data.crop_size), as the paper
+    obtains its low-resolution frames by resizing the 224 px ones."""
     bad = [s for s in [*sizes, *s_sizes] if not 0 < s <= high]
     if bad:
         raise ValueError(f"--sizes / --s-sizes must lie in 1..--high={high}; got {bad}")
-    runs = []
+    runs, crop = [], f"data.crop_size={high}"
     for seed in seeds:
         for r in sorted(set(sizes) | set(s_sizes) | {high}, reverse=True):
-            runs.append(StudyRun(f"native{r}", (f"data.size={r}",), seed,
+            runs.append(StudyRun(f"native{r}", (crop, f"data.size={r}"), seed,
                                  info={"size": r, "kind": "native"}))
         for r in sorted(set(sizes) - {high}, reverse=True):
-            runs.append(StudyRun(f"upsampled{r}", (f"data.size={high}", f"data.downsample_to={r}"),
+            runs.append(StudyRun(f"upsampled{r}", (crop, f"data.size={high}",
+                                                   f"data.downsample_to={r}"),
                                  seed, info={"size": r, "kind": "upsampled"}))
         for r in sorted(set(s_sizes), reverse=True):
-            runs.append(StudyRun(f"S{r}", (*s_set, f"data.size={r}"), seed,
+            runs.append(StudyRun(f"S{r}", (*s_set, crop, f"data.size={r}"), seed,
                                  info={"size": r, "kind": "S"}))
     return runs
 
@@ -331,14 +345,19 @@ TABLE6 = [("baseline", "Baseline", "-", ""),
 
 def ablation_runs(*, student_size: int, teacher_size: int, big_set: Sequence[str],
                   seeds: Sequence[int]) -> list[StudyRun]:
-    """Teachers (first seed only), then per seed the six students of Tables 5 and 6."""
+    """Teachers (first seed only), then per seed the six students of Tables 5 and 6. Every
+    run's views are shrunk from one `teacher_size` crop (data.crop_size): the baseline and the
+    low-resolution teacher see exactly the students' views, so the rows differ only in the KD."""
     if teacher_size <= student_size:
         raise ValueError(f"--teacher-size {teacher_size} must exceed the student's data.size "
                          f"{student_size}: ResKD distils from high to low resolution")
-    big, t0 = tuple(big_set), seeds[0]
-    teachers = {"big_high": StudyRun(f"teacher_big{teacher_size}", (*big, f"data.size={teacher_size}"), t0),
-                "big_low": StudyRun(f"teacher_big{student_size}", (*big, f"data.size={student_size}"), t0),
-                "same_high": StudyRun(f"teacher_same{teacher_size}", (f"data.size={teacher_size}",), t0)}
+    big, t0, crop = tuple(big_set), seeds[0], f"data.crop_size={teacher_size}"
+    teachers = {"big_high": StudyRun(f"teacher_big{teacher_size}",
+                                     (*big, crop, f"data.size={teacher_size}"), t0),
+                "big_low": StudyRun(f"teacher_big{student_size}",
+                                    (*big, crop, f"data.size={student_size}"), t0),
+                "same_high": StudyRun(f"teacher_same{teacher_size}",
+                                      (crop, f"data.size={teacher_size}"), t0)}
     runs = list(teachers.values())
     students = {"baseline": ((), ""),
                 "clip_kd": ((*LOGIT_KD, "distill.clip_kd=1", "distill.frame_kd=0"), "big_high"),
@@ -348,7 +367,7 @@ def ablation_runs(*, student_size: int, teacher_size: int, big_set: Sequence[str
                 "resolution_distill": (FEATURE_KD, "same_high")}
     for seed in seeds:
         for name, (sets, teacher) in students.items():
-            runs.append(StudyRun(name, (*sets, f"data.size={student_size}"), seed,
+            runs.append(StudyRun(name, (*sets, crop, f"data.size={student_size}"), seed,
                                  teacher=teachers[teacher].key if teacher else ""))
     return runs
 
@@ -416,3 +435,82 @@ def _default_big_set(arch: str) -> tuple[str, ...]:
         return ("model.arch=resnet152",)
     raise ValueError(f"no high-capacity teacher is known for model.arch={arch}; describe it "
                      f"with --teacher-set KEY=VALUE (e.g. --teacher-set model.arch=resnet152)")
+
+
+# ---------------------------------------------------------------------------------------------
+# How the student's views are shrunk from the teacher's crop
+
+VIEW_FILTERS = ("bilinear", "antialias")
+
+
+def views_runs(*, sizes: Sequence[int], high: int, s_sizes: Sequence[int], s_set: Sequence[str],
+               seeds: Sequence[int]) -> list[StudyRun]:
+    """The teacher at `high` (first seed), then per seed, filter and student size a CE baseline
+    and a ResKD student, both on the `high` px crop shrunk with that filter (-S network at
+    `s_sizes`, baseline and student alike)."""
+    bad = [r for r in sizes if not 0 < r < high]
+    if bad:
+        raise ValueError(f"--sizes must lie below the teacher's {high} px; got {bad}")
+    crop = f"data.crop_size={high}"
+    teacher = StudyRun(f"teacher{high}", (crop, f"data.size={high}"), seeds[0])
+    runs = [teacher]
+    for seed in seeds:
+        for f in VIEW_FILTERS:
+            for r in sorted(sizes, reverse=True):
+                sets = (crop, f"data.shrink={f}", f"data.size={r}",
+                        *(s_set if r in s_sizes else ()))
+                info = {"size": r, "filter": f}
+                runs.append(StudyRun(f"baseline_{f}{r}", sets, seed, info=info))
+                runs.append(StudyRun(f"reskd_{f}{r}", (*FEATURE_KD, *sets), seed,
+                                     teacher=teacher.key, info=info))
+    return runs
+
+
+def run_views_study(out: str | Path, *, config: str | None = None, overrides: Sequence[str] = (),
+                    sizes: Sequence[int] | None = None, high: int | None = None,
+                    s_sizes: Sequence[int] | None = None, s_set: Sequence[str] | None = None,
+                    seeds: Sequence[int] | None = None, epochs: int | None = None,
+                    quick: bool = False, command: str = "", data_dir: str | None = None,
+                    log=print) -> dict:
+    """Baseline vs ResKD per shrink filter and reduction; returns the payload of OUT/views.json."""
+    start = time.perf_counter()
+    out = Path(out)
+    demo = config is None
+    scale = {**DEMO_VIEWS, **(dict(seeds=(0,)) if quick else {})}
+    if not demo and not (sizes and high):
+        raise ValueError("with --config give --high (the teacher's size, e.g. 224) and --sizes "
+                         "(the students', e.g. 112,56)")
+    high = high or DEMO_HIGH
+    sizes = list(sizes or scale["sizes"])
+    s_sizes = list(s_sizes if s_sizes is not None else (scale["s_sizes"] if demo else ()))
+    seeds = _seeds(seeds or scale["seeds"])
+    base = make_base(out, config=config, overrides=overrides, epochs=epochs, scale=scale,
+                     quick=quick, data_dir=data_dir, log=log)
+    s_set = list(s_set or (_default_s_set(base) if s_sizes else ()))
+    runs = views_runs(sizes=sizes, high=high, s_sizes=s_sizes, s_set=s_set, seeds=seeds)
+    records = execute(runs, base, out, log=log)
+    m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
+    stats = {r.name: summarize(records, r.name, m) for r in runs}
+    lines = [f"## Shrinking the {high} px crop to the student's size ({label}, %)", "",
+             "| student | filter | CE baseline | ResKD | ResKD - baseline |", "|---|---|---|---|---|"]
+    for r in sorted(sizes, reverse=True):
+        net = f" (-S: `{' '.join(s_set)}`)" if r in s_sizes else ""
+        for f in VIEW_FILTERS:
+            b, k = stats[f"baseline_{f}{r}"], stats[f"reskd_{f}{r}"]
+            lines.append(f"| {r}x{r} ({high // r}x fewer pixels a side){net} | {f} | {cell(b)} | "
+                         f"{cell(k)} | {k['mean'] - b['mean']:+.1f} |")
+    teacher = stats[runs[0].name]
+    lines += ["", f"Teacher at {high}x{high} (first seed): {cell(teacher)}. Every model is tested "
+              f"on views made as its training views (data.crop_size={high}, data.shrink as in "
+              f"the row)."]
+    seconds = time.perf_counter() - start
+    markdown = "\n".join(["# reskd study views (student views: bilinear vs antialiased shrink)",
+                          "", *lines, *_footer(base, seeds, command, records, seconds)])
+    payload = {"study": "views", "metric": m, "high": high, "sizes": sizes, "s_sizes": s_sizes,
+               "s_set": s_set, "seeds": seeds, "quick": quick,
+               "rows": {name: st for name, st in stats.items()}, "runs": records,
+               "seconds": seconds}
+    _write(out, "views", markdown, payload)
+    log(markdown)
+    log(f"[study] wrote {out / 'views.md'} and {out / 'views.json'}")
+    return payload

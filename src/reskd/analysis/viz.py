@@ -33,7 +33,8 @@ def _load(checkpoint: str | Path, device: torch.device):
 
 def _view_key(ckpt: dict) -> str:
     """What decides a checkpoint's test views; equal keys give identical clips."""
-    return json.dumps([ckpt["size"], ckpt["sampling"], ckpt["mean"], ckpt["std"]])
+    return json.dumps([ckpt["size"], ckpt["sampling"], ckpt["mean"], ckpt["std"],
+                       ckpt.get("views")])
 
 
 def checkpoint_clips(ckpt: dict, videos: Sequence[str | Path]) -> tuple[torch.Tensor, list[str]]:
@@ -112,10 +113,11 @@ def viz_attention(baseline_ckpt: str | Path, reskd_ckpt: str | Path, video: str 
     base, base_ckpt = _load(baseline_ckpt, dev)
     kd, kd_ckpt = _load(reskd_ckpt, dev)
     if _view_key(base_ckpt) != _view_key(kd_ckpt):
-        raise ValueError(f"baseline {baseline_ckpt} (size {base_ckpt['size']}, sampling "
-                         f"{base_ckpt['sampling']}) and ResKD {reskd_ckpt} (size "
-                         f"{kd_ckpt['size']}, sampling {kd_ckpt['sampling']}) see different "
-                         f"inputs; compare students trained on the same data settings")
+        raise ValueError(f"baseline {baseline_ckpt} (size, sampling, mean, std, views: "
+                         f"{_view_key(base_ckpt)}) and ResKD {reskd_ckpt} ({_view_key(kd_ckpt)}) "
+                         f"see different inputs; compare students trained on the same data "
+                         f"settings (a baseline takes the student's data.crop_size and "
+                         f"data.shrink)")
     from reskd.predict import video_views
 
     clip = video_views(video, kd_ckpt, crops=1, num_clips=1)  # (1, T, C, S, S); DecodeError if bad

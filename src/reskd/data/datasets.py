@@ -13,6 +13,7 @@ returned with `failed` set so the evaluator lists it instead of dropping it sile
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,14 +54,53 @@ class Sampling:
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """Preprocessing shared by training and testing; `sizes` are the views' side lengths, largest first."""
+    """Preprocessing shared by training and testing (see `reskd.data.transforms`): `sizes` are
+    the views' side lengths, largest first, each shrunk with `shrink` from one crop of
+    `crop_size` (0: sizes[0])."""
     sizes: tuple[int, ...]
+    crop_size: int = 0
+    shrink: str = "bilinear"
     short_side_ratio: float = 256 / 224
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     flip: bool = True
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    downsample_to: int = 0  # > 0: the largest view keeps only this many pixels a side (Figure 1a)
+    downsample_to: int = 0  # > 0: the crop keeps only this many pixels a side (Figure 1a)
+
+    def record(self) -> dict:
+        """What a checkpoint stores (`"views"`) so that every later use makes the model's test
+        views as its training views were made; `size` is the model's own (the last size)."""
+        return {"size": self.sizes[-1], "crop_size": self.crop_size or self.sizes[0],
+                "shrink": self.shrink, "short_side_ratio": self.short_side_ratio,
+                "downsample_to": self.downsample_to, "mean": list(self.mean),
+                "std": list(self.std)}
+
+
+class RecipeAssumedWarning(UserWarning):
+    """A checkpoint made before view recipes were recorded: its test views are guessed."""
+
+
+def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint") -> ViewSpec:
+    """The test-view recipe of a checkpoint's model: its recorded `"views"`, or for a checkpoint
+    made before they were recorded, views resized straight to its size with antialiasing (how
+    reskd tested every model then), with a `RecipeAssumedWarning` saying so."""
+    views = ckpt.get("views")
+    if views is None:
+        size, s = ckpt["size"], ckpt["sampling"]
+        downsample_to = ckpt.get("config", {}).get("data", {}).get("downsample_to", 0)
+        warnings.warn(
+            f"{path} records no view recipe (made before reskd recorded one); assuming its "
+            f"test views are the frames resized straight to {size} px with antialiasing (short "
+            f"side {round(size * s['short_side_ratio'])}, crop {size}), as reskd tested every "
+            f"model then. A student distilled back then was trained on its teacher's crop "
+            f"shrunk bilinearly: retrain it to test it on views made as in training.",
+            RecipeAssumedWarning, stacklevel=2)
+        return ViewSpec(sizes=(size,), crop_size=size, shrink="antialias",
+                        short_side_ratio=s["short_side_ratio"], mean=tuple(ckpt["mean"]),
+                        std=tuple(ckpt["std"]), downsample_to=downsample_to)
+    return ViewSpec(sizes=(views["size"],), crop_size=views["crop_size"], shrink=views["shrink"],
+                    short_side_ratio=views["short_side_ratio"], mean=tuple(views["mean"]),
+                    std=tuple(views["std"]), downsample_to=views["downsample_to"])
 
 
 class VideoDataset(Dataset):
@@ -162,7 +202,8 @@ class VideoDataset(Dataset):
         v = self.views
         views = transforms.train_views(frames, v.sizes, short_side_ratio=v.short_side_ratio,
                                        scales=v.scales, flip=v.flip, mean=v.mean, std=v.std,
-                                       rng=rng, downsample_to=v.downsample_to)
+                                       rng=rng, crop_size=v.crop_size, shrink_filter=v.shrink,
+                                       downsample_to=v.downsample_to)
         return {"views": views, "label": self.label(index, rng), "index": index,
                 "skipped": "\n".join(skipped)}
 
@@ -176,6 +217,7 @@ class VideoDataset(Dataset):
                 frames = self.read_clip(index, None, clip)
                 clips.append(transforms.test_views(frames, size, short_side_ratio=v.short_side_ratio,
                                                    crops=self.test_crops, mean=v.mean, std=v.std,
+                                                   crop_size=v.crop_size, shrink_filter=v.shrink,
                                                    downsample_to=v.downsample_to))
             views = torch.cat(clips)  # (clips * crops, T, C, size, size)
         except DecodeError as e:

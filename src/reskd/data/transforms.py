@@ -1,18 +1,25 @@
-"""Clip transforms: pure functions on (T, C, H, W) tensors, and the paper's train/test view recipes.
+"""Clip transforms: pure functions on (T, C, H, W) tensors, and the train/test view recipes.
 
-Training (paper Sec. 4.2, as mmaction2's TSN recipe): resize the short side to
-round(teacher_size * short_side_ratio) (256 for 224), take a random multi-scale crop (side
-lengths from `scales` x short side, width and height scales at most one step apart), resize it
-to the teacher size, flip horizontally with probability 1/2. The student view is that *same*
-teacher view resized to the student size with bilinear interpolation (align_corners=False, no
-antialias: for an exact 2x factor this is 2x2 average pooling), exactly as the authors' code does
-it inside the model. Teacher and student therefore always share crop and flip.
+A run's views are made in two steps, the same in training and in testing:
 
-Testing: short side to round(size * short_side_ratio) (256 for 224, 128 for 112), then a centre
-crop (or three crops along the long side) of `size`.
+1. **The crop**, at `crop_size` (224 in the paper). Training (paper Sec. 4.2, as mmaction2's TSN
+   recipe): resize the short side to round(crop_size * short_side_ratio) (256 for 224), take a
+   random multi-scale crop (side lengths from `scales` x short side, width and height scales at
+   most one step apart), resize it to crop_size, flip horizontally with probability 1/2.
+   Testing: the same short side, then a centre crop (or three crops along the long side).
+2. **The shrink** of that crop to each model's size with `shrink`: "bilinear" (align_corners
+   False, no antialias, as the authors' code makes its student input inside the model; for an
+   exact 2x factor this is 2x2 average pooling) or "antialias" (bilinear with antialiasing).
+   A view whose size is the crop size is the crop itself.
 
-All views are normalised with the dataset mean/std; bilinear resizing commutes with that
-per-channel affine map, so resizing a normalised view equals normalising a resized one.
+A distilled student's crop is its teacher's: teacher and student views share crop and flip, and
+the student is tested on the teacher-size test crop shrunk exactly as in training. A model
+trained alone has crop_size = its own size unless told otherwise (then there is no shrink); a
+CE baseline meant to be compared with a ResKD student takes the student's crop_size and shrink,
+so that the two differ only in the KD.
+
+All views are normalised with the dataset mean/std before the shrink; bilinear resizing
+commutes with that per-channel affine map, so this equals normalising the shrunk view.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from reskd.config import SHRINK_FILTERS
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 
@@ -46,13 +55,20 @@ def resize_short_side(x: torch.Tensor, short: int) -> torch.Tensor:
     return resize(x, new)
 
 
-def degrade(x: torch.Tensor, resolution: int) -> torch.Tensor:
+def shrink(x: torch.Tensor, size: int, filter: str) -> torch.Tensor:
+    """(T, C, H, W) -> (T, C, size, size) with one of SHRINK_FILTERS; a no-op at the same size."""
+    if filter not in SHRINK_FILTERS:
+        raise ValueError(f"shrink filter must be one of {', '.join(SHRINK_FILTERS)}, got {filter!r}")
+    return resize(x, (size, size), antialias=filter == "antialias")
+
+
+def degrade(x: torch.Tensor, resolution: int, filter: str = "antialias") -> torch.Tensor:
     """(T, C, H, W) -> same shape, with only `resolution` x `resolution` pixels of information:
-    resized down (antialiased) and bilinearly back up. Figure 1a's "up-sampled frames"
-    separate information loss from scale; 0 leaves `x` as it is."""
+    shrunk with `filter` (as the native low-resolution view) and bilinearly back up. Figure 1a's
+    "up-sampled frames" separate information loss from scale; 0 leaves `x` as it is."""
     if resolution <= 0 or resolution >= min(x.shape[-2:]):
         return x
-    return resize(resize(x, (resolution, resolution)), tuple(x.shape[-2:]), antialias=False)
+    return resize(shrink(x, resolution, filter), tuple(x.shape[-2:]), antialias=False)
 
 
 def crop(x: torch.Tensor, box: Box) -> torch.Tensor:
@@ -102,31 +118,36 @@ def three_crop_boxes(height: int, width: int, size: int) -> list[Box]:
 
 def train_views(frames: np.ndarray, sizes: tuple[int, ...], *, short_side_ratio: float,
                 scales: tuple[float, ...], flip: bool, mean: tuple[float, ...],
-                std: tuple[float, ...], rng: np.random.Generator,
-                downsample_to: int = 0) -> list[torch.Tensor]:
-    """(T, H, W, C) uint8 -> one normalised (T, C, s, s) view per size, all from one crop and flip.
+                std: tuple[float, ...], rng: np.random.Generator, crop_size: int = 0,
+                shrink_filter: str = "bilinear", downsample_to: int = 0) -> list[torch.Tensor]:
+    """(T, H, W, C) uint8 -> one normalised (T, C, s, s) view per size in `sizes`, all from one
+    crop and flip at `crop_size` (0: sizes[0]), each shrunk from it with `shrink_filter`.
 
-    `sizes[0]` is the largest (the teacher's); each smaller view is that view bilinearly
-    resized (align_corners=False, antialias off), as in the authors' code. `downsample_to` > 0
-    degrades the largest view first (see `degrade`).
+    `sizes=(224, 112)` with the default crop gives (teacher view, student view) as the authors
+    make them. `downsample_to` > 0 degrades the crop first (see `degrade`).
     """
+    crop_size = crop_size or sizes[0]
     x = to_tensor(frames)  # (T, C, H, W)
-    x = resize_short_side(x, round(sizes[0] * short_side_ratio))
+    x = resize_short_side(x, round(crop_size * short_side_ratio))
     x = crop(x, multiscale_crop_box(x.shape[-2], x.shape[-1], scales, rng))
-    x = degrade(resize(x, (sizes[0], sizes[0])), downsample_to)
+    x = degrade(resize(x, (crop_size, crop_size)), downsample_to, shrink_filter)
     if flip and rng.random() < 0.5:
         x = hflip(x)
     x = normalize(x, mean, std)
-    return [x] + [resize(x, (s, s), antialias=False) for s in sizes[1:]]
+    return [shrink(x, s, shrink_filter) for s in sizes]
 
 
 def test_views(frames: np.ndarray, size: int, *, short_side_ratio: float, crops: int,
-               mean: tuple[float, ...], std: tuple[float, ...], downsample_to: int = 0) -> torch.Tensor:
-    """(T, H, W, C) uint8 -> (crops, T, C, size, size): short side round(size * ratio), centre or 3 crops."""
+               mean: tuple[float, ...], std: tuple[float, ...], crop_size: int = 0,
+               shrink_filter: str = "bilinear", downsample_to: int = 0) -> torch.Tensor:
+    """(T, H, W, C) uint8 -> (crops, T, C, size, size): short side round(crop_size * ratio),
+    centre or 3 crops of crop_size (0: size), each shrunk to `size` as `train_views` does."""
+    crop_size = crop_size or size
     x = to_tensor(frames)  # (T, C, H, W)
-    x = resize_short_side(x, round(size * short_side_ratio))
+    x = resize_short_side(x, round(crop_size * short_side_ratio))
     h, w = x.shape[-2:]
-    boxes = [centre_box(h, w, size)] if crops == 1 else three_crop_boxes(h, w, size)
-    views = [degrade(resize(crop(x, b), (size, size)), downsample_to)  # resize: only if smaller
-             for b in boxes]
-    return normalize(torch.stack(views).flatten(0, 1), mean, std).unflatten(0, (len(boxes), -1))
+    boxes = [centre_box(h, w, crop_size)] if crops == 1 else three_crop_boxes(h, w, crop_size)
+    views = [shrink(normalize(degrade(resize(crop(x, b), (crop_size, crop_size)),  # resize:
+                                      downsample_to, shrink_filter),  # only if smaller
+                              mean, std), size, shrink_filter) for b in boxes]
+    return torch.stack(views)  # (crops, T, C, size, size)
