@@ -85,6 +85,7 @@ class Base:
     config: str | None
     overrides: list[str]
     metric: str  # "top1" or "mAP"
+    recipe: str = ""  # what the footer of a study's tables calls it
 
     def make(self, run: StudyRun, out: Path) -> Config:
         return load_config(self.config, [*self.overrides, *run.overrides,
@@ -111,9 +112,11 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
         if (data_dir / "train.txt").is_file() and not (data_dir / "synth.json").is_file():
             log(f"[study] the videos listed in {data_dir} (train.txt, val.txt, classes.txt)")
             data = {"root": str(data_dir)}
+            label = f"the demo recipe on the videos listed in {data_dir} (reskd.demo)"
         else:
             log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {data_dir}")
             data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val)
+            label = "the demo recipe on the embedded synthetic videos (reskd.demo)"
         sets = demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0) + sets
     elif not Path(config).is_file():
         raise FileNotFoundError(f"--config {config} does not exist; give a YAML such as "
@@ -123,7 +126,8 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
     cfg = load_config(config, sets)  # fails early on a bad config or override
     if not cfg.data.val_list:
         raise ConfigError("a study compares accuracies: set data.val_list in the config")
-    return Base(config, sets, "mAP" if cfg.data.multi_label else "top1")
+    return Base(config, sets, "mAP" if cfg.data.multi_label else "top1",
+                config if config else label)
 
 
 def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print) -> dict[str, dict]:
@@ -222,7 +226,7 @@ def _seeds(seeds: Sequence[int]) -> list[int]:
 
 
 def _footer(base: Base, seeds: list[int], command: str, records: dict, seconds: float) -> list[str]:
-    recipe = base.config or "the demo recipe on the embedded synthetic videos (reskd.demo)"
+    recipe = base.recipe
     trained = sum(r["seconds"] for r in records.values()) / 60
     return ["", f"Recipe: {recipe}; overrides and every run's config are in runs/*/seed*/config.yaml.",
             f"Seeds: {', '.join(map(str, seeds))} (mean ± sample std, per-seed values in "
