@@ -18,5 +18,14 @@ def test_quick_demo_writes_results_report_and_checkpoints(tmp_path):
         assert (out / name / "model.pt").is_file()
     # the students cost a quarter of the teacher (input 32 vs 64 px, same network)
     assert abs(results["teacher"]["gmacs"] / results["reskd"]["gmacs"] - 4) < 0.1
+    # both students are trained and tested on the teacher's 64 px crop shrunk to 32 px: the
+    # baseline differs from the ResKD student only in the KD
+    from reskd.engine.checkpoint import load_checkpoint
+
+    views = {name: load_checkpoint(out / name / "model.pt")["views"] for name in results
+             if name in ("teacher", "baseline", "reskd")}
+    assert views["baseline"] == views["reskd"]
+    assert (views["reskd"]["size"], views["reskd"]["crop_size"]) == (32, 64)
+    assert views["teacher"]["crop_size"] == 64
     report = (out / "report.md").read_text()
     assert "ResKD student" in report and "GMACs" in report
