@@ -2,8 +2,8 @@
 
 Only the frames a sampler asks for are converted to arrays. Video files are decoded front to
 back and decoding stops after the last needed frame: on the short, keyframe-sparse clips typical
-of action datasets that beats seeking (REFERENCE: 725 ms to seek 8 frames vs 150 ms decoding all
-of one 720p clip).
+of action datasets that beats seeking (an earlier measurement on this project's machines, not kept as a bench:
+725 ms to seek 8 frames vs 150 ms decoding all of one 720p clip).
 
 Every valid oddity decodes to (T, H, W, 3) uint8 RGB: odd frame sizes, grayscale and other pixel
 formats (converted by FFmpeg's swscale), variable frame rate (frames are counted, timestamps are

@@ -26,7 +26,7 @@ import torch
 __all__ = ["PAPER_GMACS", "PAPER_TABLE1_ACTIVITYNET", "PAPER_TABLE4", "flops_report",
            "format_flops", "sweep", "format_sweep", "plot_tradeoff"]
 
-# (arch, frames, views) -> {size: GMACs per video} as printed in the paper (see REFERENCE.md).
+# (arch, frames, views) -> {size: GMACs per video} as printed in the paper (Tables 1-4).
 # TSN cells are for ActivityNet (200 classes); the head's share is 2048 * K MACs per frame, so
 # 400 classes adds 0.013 GMACs at 16 frames and the cells still round to the printed values.
 PAPER_GMACS: dict[tuple[str, int, int], dict[int, float]] = {

@@ -1,7 +1,8 @@
 """Device, precision and memory-format choices: the fast path, picked per device.
 
 On CPU, bf16 autocast + channels_last is about 3.5x faster than fp32 for ResNet-50 on CPUs
-with AVX-512 bf16/AMX (REFERENCE, measured here); on CPUs without native bf16 autocast is
+with AVX-512 bf16/AMX (a figure from the project's brief; `bench/bench_default_mode.py`
+measures it on the machine at hand); on CPUs without native bf16 autocast is
 slower than fp32, so "auto" only enables it where the CPU has it. On CUDA "auto" is bf16
 where supported, else fp16.
 """
