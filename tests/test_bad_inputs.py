@@ -157,7 +157,8 @@ def write_lists(videos: dict, tmp_path: Path) -> Path:
 
 
 def test_data_check_finds_every_broken_video_and_flags_no_good_one(videos, tmp_path, capsys):
-    from reskd.cli import main, make_dataset
+    from reskd.cli import main
+    from reskd.runs import make_dataset
     from reskd.config import load_config
 
     root = write_lists(videos, tmp_path)
@@ -207,7 +208,7 @@ def test_data_check_of_raw_frame_folders(tmp_path):
 
 
 def test_training_and_testing_survive_every_broken_video(videos, tmp_path):
-    from reskd.cli import run_train
+    from reskd.runs import run_train
     from reskd.config import load_config
 
     root = write_lists(videos, tmp_path)
@@ -225,7 +226,7 @@ def test_training_and_testing_survive_every_broken_video(videos, tmp_path):
 
 
 def dataset_error(tmp_path: Path, list_text: str, *extra: str):
-    from reskd.cli import make_dataset
+    from reskd.runs import make_dataset
     from reskd.config import load_config
 
     (tmp_path / "list.txt").write_text(list_text)
@@ -261,7 +262,8 @@ def test_paths_outside_the_root_need_allow_outside_root(tmp_path):
 
 
 def test_wrong_teacher_checkpoints_are_errors(tmp_path):
-    from reskd.cli import build_from_kwargs, load_teacher, model_kwargs
+    from reskd.models import build_from_kwargs
+    from reskd.runs import load_teacher, model_kwargs
     from reskd.config import load_config
     from reskd.engine.checkpoint import save_checkpoint
 

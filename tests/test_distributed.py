@@ -75,7 +75,7 @@ def metrics(result: dict) -> dict:
 @pytest.mark.slow  # three torchrun launches of three Python processes each
 def test_two_processes_stopped_and_resumed_match_one_process(config, tmp_path):
     """2 processes x batch 4 (SIGTERM after step 9, then --resume) vs 1 process x batch 8."""
-    from reskd.cli import run_test, run_train
+    from reskd.runs import run_test, run_train
     from reskd.config import load_config
 
     one, two = tmp_path / "one", tmp_path / "two"

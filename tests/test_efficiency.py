@@ -11,13 +11,14 @@ import json
 import pytest
 import torch
 
+from reskd.models.fold import fold_batchnorm
 from reskd.efficiency.benchmark import (bench_report, default_vs_fastest, fastest_default_mode,
-                                        fold_batchnorm, format_bench, interleaved_rates,
+                                        format_bench, interleaved_rates,
                                         mode_settings)
 from reskd.efficiency.flops import count_macs
 from reskd.efficiency.sweep import flops_report, format_flops, format_sweep, sweep
 from reskd.engine.checkpoint import save_checkpoint
-from reskd.models import build_model
+from reskd.models import build_from_kwargs, build_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = {"arch": "resnet", "num_classes": 3, "block": "basic", "layers": [1, 1, 1, 1],
@@ -143,9 +144,8 @@ def test_interleaved_rates_rotates_the_order_every_round() -> None:
 @pytest.mark.parametrize(("arch", "frames"), [("resnet", 2), ("tsm_resnet18", 4)])
 def test_fold_batchnorm_removes_every_bn_and_keeps_the_outputs(arch: str, frames: int) -> None:
     torch.manual_seed(0)
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in TINY.items()}
-    kwargs.update(arch=arch, num_segments=frames)
-    model = build_model(**kwargs).eval()
+    # tsm_resnet18 ignores TINY's widths and stem: build_from_kwargs resets them (a ResNet-18)
+    model = build_from_kwargs({**TINY, "arch": arch, "num_segments": frames}).eval()
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for bn in bns:  # non-trivial statistics, so a wrong fold shows
         bn.running_mean.uniform_(-0.5, 0.5)
@@ -187,7 +187,7 @@ def test_sweep_tests_each_checkpoint_at_its_size(tmp_path, monkeypatch) -> None:
         seen.append((cfg.data.size, str(checkpoint), cfg.runtime.seed))
         return {"top1": 61.5, "top5": 90.0, "num_videos": 4, "failed": ["x\tbad"], "size": 16}
 
-    monkeypatch.setattr("reskd.cli.run_test", fake_run_test)
+    monkeypatch.setattr("reskd.runs.run_test", fake_run_test)
     payload = sweep(sizes=[32, 16], frames=2, out=tmp_path / "out", checkpoints={16: ckpt},
                     config=config, overrides=["runtime.seed=3"], batch=1, rounds=1,
                     min_seconds=0.0, device="cpu", log=lambda m: None)

@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from reskd.cli import load_model_checkpoint  # noqa: E402
+from reskd.models import load_model_checkpoint  # noqa: E402
 from reskd.engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from reskd.export import (ExportMismatchError, export_onnx, export_student_checkpoint,  # noqa: E402
                           read_onnx_metadata, run_export, verify_onnx)

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from reskd.data.datasets import Sampling, VideoDataset, ViewSpec
+from reskd.data.datasets import VideoDataset
+from reskd.data.sampling import Sampling
+from reskd.data.transforms import ViewSpec
 from reskd.data.extract import extract_dataset
 from reskd.data.formats import read_list
 from conftest import numbered_frames, write_video
@@ -28,7 +30,7 @@ def test_extract_then_train_on_frames(tmp_path):
                       views=ViewSpec(sizes=(32,), short_side_ratio=1.0), train=False,
                       num_classes=3, format="rawframes")
     item = ds[1]
-    assert item["failed"] == "" and item["views"][0].shape == (1, 3, 3, 32, 32)
+    assert item["failed"] == "" and item["views"].shape == (1, 3, 3, 32, 32)
 
     # resumable: a finished folder is kept, a missing one is redone, partial ones are ignored
     (out / "frames" / "a" / "one" / "img_00001.jpg").write_bytes(b"kept")

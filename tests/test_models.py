@@ -1,8 +1,13 @@
+import dataclasses
+import inspect
+
 import pytest
 import torch
 import torchvision
 
-from reskd.models import build_model
+from reskd.config import ModelConfig
+from reskd.models import (ARCH_OPTIONS, ARCHS, STRUCTURAL_DEFAULTS, build_model,
+                          drop_ignored_options)
 
 
 @pytest.mark.parametrize("size,hw", [(224, 7), (112, 4)])
@@ -70,3 +75,86 @@ def test_bad_pretrained_file(tmp_path):
         build_model("resnet18", num_classes=3, pretrained=str(tmp_path / "x.pth"))
     with pytest.raises(FileNotFoundError):
         build_model("resnet18", num_classes=3, pretrained=str(tmp_path / "none.pth"))
+
+
+# ---- strict structural options: an option the arch ignores is an error, not a no-op ------------
+
+
+def test_option_table_covers_every_arch_and_the_defaults_match():
+    assert set(ARCH_OPTIONS) == set(ARCHS)
+    signature = inspect.signature(build_model).parameters
+    config = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    for name, default in STRUCTURAL_DEFAULTS.items():
+        assert signature[name].default == default == config[name], name
+
+
+@pytest.mark.parametrize("arch,option,value", [
+    ("resnet50", "stem", "small"),
+    ("resnet50s", "strides", (1, 1, 2, 2)),
+    ("slowonly_r50", "layers", [1, 1, 2, 2]),  # lists, as configs give them
+    ("swin3d_t", "widths", (8, 8, 16, 16)),
+    ("tsm_resnet50", "block", "bottleneck"),
+])
+def test_an_ignored_option_is_an_error_naming_option_arch_and_users(arch, option, value):
+    with pytest.raises(ValueError) as err, torch.device("meta"):
+        build_model(arch, num_classes=3, **{option: value})
+    message = str(err.value)
+    shown = repr(list(value)) if isinstance(value, (list, tuple)) else repr(value)
+    assert f"model.{option}={shown}" in message
+    assert f"arch {arch!r}" in message
+    users = message.split("used by: ")[1].split(". ")[0].split(", ")
+    assert "resnet" in users and arch not in users
+    assert "Remove it from the config" in message
+
+
+def test_the_error_lists_exactly_the_archs_that_use_the_option():
+    with pytest.raises(ValueError, match=r"used by: resnet\. ") as err:
+        build_model("resnet50", num_classes=3, stem="small", widths=(8, 8, 16, 16))
+    message = str(err.value)  # every ignored option at once, not one per run
+    assert "model.stem='small'" in message and "model.widths=[8, 8, 16, 16]" in message
+    with pytest.raises(ValueError) as err:
+        build_model("resnet50s", num_classes=3, strides=[1, 1, 2, 2])
+    users = str(err.value).split("used by: ")[1].split(". ")[0].split(", ")
+    assert set(users) == {a for a in ARCHS if a.startswith(("resnet", "tsm_"))} - {"resnet50s"}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_defaults_pass_for_every_arch(arch):
+    # the config's defaults as cli.model_kwargs passes them: lists, and always num_segments
+    defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in STRUCTURAL_DEFAULTS.items()}
+    with torch.device("meta"):
+        build_model(arch, num_classes=3, num_segments=4, dropout=0.0, **defaults)
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "tsm_resnet50"])
+def test_strides_are_used_by_torchvision_resnets_and_tsm(arch):
+    with torch.device("meta"):
+        model = build_model(arch, num_classes=3, strides=[1, 1, 2, 2])
+    assert model.backbone.stride == 16  # the R50-S strides, not the default 32
+
+
+def test_arch_resnet_uses_every_option():
+    with torch.device("meta"):
+        model = build_model("resnet", num_classes=3, block="bottleneck", layers=(1, 2, 1, 1),
+                            widths=(8, 8, 16, 16), stem="small", strides=(1, 1, 2, 2))
+    assert len(model.backbone.layer2) == 2  # layers
+    assert model.backbone.stride == 2 * 4  # small stem (2) x strides (1, 1, 2, 2)
+    assert model.feature_channels == 16 * 4  # widths, bottleneck expansion
+
+
+def test_drop_ignored_options_makes_old_checkpoint_kwargs_buildable():
+    old = {"arch": "resnet50", "num_classes": 3, "block": "bottleneck", "layers": [3, 4, 6, 3],
+           "widths": [64, 128, 256, 512], "stem": "small", "strides": [1, 1, 2, 2],
+           "dropout": 0.5, "num_segments": 8}
+    with pytest.raises(ValueError, match="model.stem"), torch.device("meta"):
+        build_model(**old)
+    clean = drop_ignored_options(old)
+    assert clean["stem"] == "imagenet" and clean["block"] == "basic"
+    assert clean["layers"] == [1, 1, 1, 1]  # reset, and still a list as checkpoints store it
+    assert clean["strides"] == [1, 1, 2, 2]  # resnet50 uses strides: left alone
+    assert old["stem"] == "small"  # a copy; the checkpoint's dict is untouched
+    with torch.device("meta"):
+        build_model(**clean)
+    tiny = {"arch": "resnet", "stem": "small", "widths": (8, 8, 16, 16)}
+    assert drop_ignored_options(tiny) == tiny
+    assert drop_ignored_options({"arch": "resnet51", "stem": "small"})["stem"] == "small"

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from conftest import numbered_frames, write_video
-from reskd.data.datasets import Sampling, VideoDataset, ViewSpec
+from reskd.data.datasets import VideoDataset
+from reskd.data.sampling import Sampling
+from reskd.data.transforms import ViewSpec
 from reskd.data.formats import Entry
 from reskd.engine.checkpoint import save_checkpoint
 from reskd.models import build_model
@@ -94,11 +96,11 @@ def test_views_equal_the_test_datasets_views(tmp_path, videos):
     s = ckpt["sampling"]
     dataset = VideoDataset(
         [Entry(videos["good1"].name, (0,))], videos["good1"].parent,
-        sampling=Sampling(s["num_segments"], s["clip_len"], s["frame_interval"]),
+        sampling=Sampling.from_record(s),
         views=ViewSpec(sizes=(ckpt["size"],), short_side_ratio=s["short_side_ratio"],
                        mean=tuple(ckpt["mean"]), std=tuple(ckpt["std"])),
         train=False, num_classes=3, test_clips=s["test_clips"], test_crops=s["test_crops"])
-    expected = dataset[0]["views"][0]
+    expected = dataset[0]["views"]
     got = video_views(videos["good1"], ckpt)
     assert got.shape == (6, 4, 3, 32, 32)  # (clips * crops, T, C, S, S)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
@@ -112,3 +114,40 @@ def test_predict_checkpoint_loads_and_matches_in_memory_model(tmp_path, videos):
     assert [t["index"] for t in loaded[0]["top"]] == [t["index"] for t in direct[0]["top"]]
     np.testing.assert_allclose([t["score"] for t in loaded[0]["top"]],
                                [t["score"] for t in direct[0]["top"]], rtol=1e-6)
+
+
+def test_predict_gives_the_scores_of_reskd_test(tmp_path, videos):
+    """`reskd predict` and `reskd test` score a video alike: the checkpoint's recipe with a
+    shrink from a larger crop, `downsample_to`, 2 clips x 3 crops and logit averaging."""
+    from reskd.config import load_config
+    from reskd.runs import run_test
+
+    path = tmp_path / "model.pt"
+    _, ckpt = tiny_checkpoint(path, size=24, winner=None, test_clips=2, test_crops=3)
+    ckpt["views"].update(crop_size=32, downsample_to=16)
+    ckpt["test_average"] = "logit"
+    save_checkpoint(ckpt, path)
+    (videos["good0"].parent / "list.txt").write_text(
+        f"{videos['good0'].name} 0\n{videos['good1'].name} 1\n")
+    cfg = load_config(None, [f"data.root={videos['good0'].parent}", "data.val_list=list.txt",
+                             "data.num_segments=4", "data.test_clips=2", "data.test_crops=3",
+                             "data.test_average=logit", "data.workers=0", "data.batch_size=2",
+                             "runtime.precision=fp32", "runtime.progress=false"])
+    tested = run_test(cfg, path, log=lambda _: None, scores=True)["scores"]
+    predicted = predict_checkpoint(path, [videos["good0"], videos["good1"]], topk=3,
+                                   device="cpu", precision="fp32")
+    for video, result in zip(("good0", "good1"), predicted):
+        want = torch.tensor(tested[videos[video].name]).softmax(-1)  # mean logits -> probabilities
+        got = torch.zeros(3)
+        for t in result["top"]:
+            got[t["index"]] = t["score"]
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    # the parity is not vacuous: the two videos score differently, and without downsample_to
+    # the scores change
+    assert not torch.allclose(torch.tensor(tested[videos["good0"].name]),
+                              torch.tensor(tested[videos["good1"].name]))
+    ckpt["views"]["downsample_to"] = 0
+    save_checkpoint(ckpt, path)
+    sharp = run_test(cfg, path, log=lambda _: None, scores=True)["scores"]
+    assert not torch.allclose(torch.tensor(sharp[videos["good0"].name]),
+                              torch.tensor(tested[videos["good0"].name]), atol=1e-4)

@@ -35,7 +35,7 @@ def config(tmp_path_factory) -> Path:
 
 
 def train_in_process(config: Path, out: Path, *, resume: bool = False, extra=()) -> list[str]:
-    from reskd.cli import run_train
+    from reskd.runs import run_train
     from reskd.config import load_config
 
     logged: list[str] = []
@@ -116,18 +116,19 @@ def test_resume_with_another_global_batch_mid_epoch_is_refused(config, sigterm_r
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(
         config, tmp_path, monkeypatch):
-    import reskd.engine.train as train_module
+    import torch.nn.functional as F
+
     from reskd.engine.train import NonFiniteLossError
 
     calls = {"n": 0}
-    real = train_module.F.cross_entropy
+    real = F.cross_entropy
 
     def nan_from_step_8(*args, **kwargs):
         calls["n"] += 1
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] >= 8 else loss
 
-    monkeypatch.setattr(train_module.F, "cross_entropy", nan_from_step_8)
+    monkeypatch.setattr(F, "cross_entropy", nan_from_step_8)
     out = tmp_path / "run"
     with pytest.raises(NonFiniteLossError) as e:
         train_in_process(config, out)
@@ -148,3 +149,26 @@ def test_huge_learning_rate_is_reported_by_the_cli(config, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert "reskd: loss became" in err and "global step" in err and "Lower optim.lr" in err
+
+
+def test_stop_handler_lets_forked_children_be_terminated():
+    """Under `StopOnSignals` (train, distill, study) a forked child inherits the handler; a
+    child that is not a loader worker (a process pool's: Pool.terminate() sends SIGTERM) must
+    still die on SIGTERM. Ignoring it hung `reskd study` at its second run's decode pool."""
+    import multiprocessing
+    import signal
+    import time
+
+    from reskd.runs import StopOnSignals
+
+    with StopOnSignals() as stop:
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+        child.start()
+        time.sleep(0.5)  # let the child reach its sleep
+        child.terminate()
+        child.join(timeout=20)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+    assert not alive and child.exitcode == -signal.SIGTERM
+    assert stop() is None  # the parent's own stop reason is untouched

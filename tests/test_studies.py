@@ -2,6 +2,7 @@
 studies end to end through the real CLI on tiny synthetic videos (numbers not meaningful)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -107,8 +108,20 @@ def test_study_resolution_quick_writes_table_json_plot_and_reuses_finished_runs(
 
 def test_study_ablation_quick_fills_tables_5_and_6(tmp_path):
     out = tmp_path / "abl"
+    # SIGTERM in the first run's first step: that run saves its position, the study stops
+    stopped = subprocess.run(
+        [sys.executable, "-m", "reskd", "study", "ablation", "--quick", "--seeds", "0", "--out",
+         str(out)], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "RESKD_TEST_KILL_AT_STEP": "1", "RESKD_TEST_KILL_SIGNAL": "TERM"})
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "stopped by SIGTERM" in stopped.stderr
+    assert "run the same `reskd study` command again" in stopped.stderr
+    (first,) = out.glob("runs/*/seed0/checkpoint.pt")
+    assert torch.load(first, weights_only=True)["step"] == 1
+    assert not list(out.glob("runs/*/seed0/study.json"))  # no run counted as finished
     proc = reskd("study", "ablation", "--quick", "--seeds", "0", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{first.parent.parent.name}/seed0: resuming" in proc.stdout
     payload = json.loads((out / "ablation.json").read_text())
     assert list(payload["table5"]) == ["baseline", "clip_kd", "frame_kd", "pixel_kd"]
     assert list(payload["table6"]) == ["baseline", "model_distill", "resolution_distill",

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from conftest import write_video
-from reskd.cli import make_dataset, run_train, with_checkpoint_views
+from reskd.runs import make_dataset, run_train, with_checkpoint_views
 from reskd.config import load_config
-from reskd.data.datasets import RecipeAssumedWarning, checkpoint_views
+from reskd.data.transforms import RecipeAssumedWarning, checkpoint_views
 from reskd.data import transforms as T
 from reskd.engine.checkpoint import load_checkpoint
 from reskd.predict import video_views
@@ -82,7 +82,8 @@ def test_student_is_tested_on_its_training_views(still_video, tmp_path, family, 
     # training views as the distillation made them: (teacher view, student view)
     train_set = make_dataset(cfg, "train_list", train=True, sizes=(TEACHER, STUDENT),
                              num_classes=2, crop_size=TEACHER, log=quiet)
-    teacher_view, student_view = train_set[0]["views"]  # (T, C, 64, 64), (T, C, 32, 32)
+    item = train_set[0]
+    teacher_view, student_view = item["teacher"], item["student"]  # (T, C, 64|32, ...)
     assert student_view.shape[-2:] == (STUDENT, STUDENT)
 
     # test views from the checkpoint alone: `reskd test` (a config that says nothing of views)
@@ -92,7 +93,7 @@ def test_student_is_tested_on_its_training_views(still_video, tmp_path, family, 
     test_cfg = with_checkpoint_views(bare, ckpt, log=quiet)
     test_set = make_dataset(test_cfg, "val_list", train=False, sizes=(test_cfg.data.size,),
                             num_classes=2, crop_size=test_cfg.data.crop_size, log=quiet)
-    tested = test_set[0]["views"][0][0]  # first clip, centre crop: (T, C, 32, 32)
+    tested = test_set[0]["views"][0]  # first clip, centre crop: (T, C, 32, 32)
     assert torch.equal(tested, student_view)
     assert torch.equal(video_views(still_video / "v0.mp4", ckpt)[0], student_view)
 

@@ -284,12 +284,6 @@ def to_dict(cfg: Config) -> dict:
     return plain(dataclasses.asdict(cfg))
 
 
-def from_dict(values: dict) -> Config:
-    cfg = Config()
-    _update(cfg, values)
-    return cfg
-
-
 def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 

@@ -54,7 +54,8 @@ def demo_config(data: dict, out: Path, *, size: int, epochs: int, seed: int) -> 
 
 def run_demo(out: Path, *, quick: bool = False, seed: int = 0, log=print) -> dict:
     """Runs the demo into `out`; returns the results dict also written to results.json."""
-    from reskd.cli import load_model_checkpoint, run_train
+    from reskd.models import load_model_checkpoint
+    from reskd.runs import run_train
     from reskd.data.synth import make_synth_dataset
     from reskd.efficiency.benchmark import machine_facts, videos_per_s
     from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model

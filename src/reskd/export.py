@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reskd.data.datasets import checkpoint_views
+from reskd.data.transforms import checkpoint_views
 
 ONNX_HINT = "ONNX export needs onnx and onnxruntime: pip install 'reskd[onnx]'"
 INPUT_NAME, OUTPUT_NAME = "clips", "logits"
@@ -204,7 +204,7 @@ def run_export(checkpoint: str | Path, *, format: str = "onnx", out: str | Path 
     if format == "checkpoint":
         out = out or checkpoint.with_name(f"{checkpoint.stem}.student.pt")
         return export_student_checkpoint(checkpoint, out)
-    from reskd.cli import load_model_checkpoint
+    from reskd.models import load_model_checkpoint
 
     model, ckpt = load_model_checkpoint(checkpoint)
     return export_onnx(model, ckpt, out or checkpoint.with_suffix(".onnx"), batch=batch,

@@ -13,48 +13,31 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from reskd.data.datasets import Sampling, checkpoint_views
+from reskd.data.datasets import test_views_of_video
 from reskd.data.decoders import DecodeError, decode_video
-from reskd.data.transforms import test_views
+from reskd.data.sampling import Sampling
+from reskd.data.transforms import checkpoint_views
+from reskd.engine.evaluate import average_views
 from reskd.engine.runtime import autocast
-
-
-def checkpoint_sampling(ckpt: dict) -> Sampling:
-    s = ckpt["sampling"]
-    return Sampling(s["num_segments"], s["clip_len"], s["frame_interval"])
 
 
 def video_views(path: str | Path, ckpt: dict, *, crops: int | None = None,
                 num_clips: int | None = None) -> torch.Tensor:
-    """All test views of one video, as the checkpoint's `test` makes them. -> (V, T, C, S, S)
+    """All test views of one video, as `reskd test` makes them for the checkpoint's model.
+    -> (V, T, C, S, S), V = clips x crops, clip-major.
 
-    V = clips x crops, in that order (clip-major), as `VideoDataset` orders them.
-
-    The views follow the checkpoint's recipe (`checkpoint_views`); `crops` and `num_clips`
-    default to the checkpoint's. The video is decoded once for all clips (the decoder reads
-    front to back, so one pass beats one pass per clip).
+    The checkpoint's sampling and view recipe (`checkpoint_views`) through the one test-view
+    function, `test_views_of_video`; `crops` and `num_clips` default to the checkpoint's.
     Raises `DecodeError` for a file that cannot be read.
     """
     s = ckpt["sampling"]
-    sampling = checkpoint_sampling(ckpt)
-    v = checkpoint_views(ckpt, path="the checkpoint")
-    crops = crops or s["test_crops"]
-    num_clips = num_clips or s["test_clips"]
-
-    def indices_for(n: int) -> np.ndarray:
-        return np.concatenate([sampling.indices(n, train=False, rng=None, clip=c,
-                                                num_clips=num_clips) for c in range(num_clips)])
-
-    frames, _ = decode_video(path, indices_for)  # (clips * T, H, W, C)
-    clips = np.split(frames, num_clips)  # clips x (T, H, W, C)
-    views = [test_views(c, v.sizes[0], short_side_ratio=v.short_side_ratio, crops=crops,
-                        mean=v.mean, std=v.std, crop_size=v.crop_size, shrink_filter=v.shrink,
-                        downsample_to=v.downsample_to) for c in clips]
-    return torch.cat(views)  # (clips * crops, T, C, S, S)
+    return test_views_of_video(lambda indices_for: decode_video(path, indices_for)[0],
+                               sampling=Sampling.from_record(s),
+                               views=checkpoint_views(ckpt, path="the checkpoint"),
+                               clips=num_clips or s["test_clips"], crops=crops or s["test_crops"])
 
 
 @torch.inference_mode()
@@ -87,10 +70,9 @@ def predict_videos(model: nn.Module, ckpt: dict, paths: Sequence[str | Path], *,
             raise ValueError(f"the model gives {logits.shape[-1]} class scores but the "
                              f"checkpoint lists {len(classes)} class names; the checkpoint is "
                              f"inconsistent (re-save it with `reskd train`)")
+        scores = average_views(logits[None], average)[0].cpu()  # (K,), as `reskd test`
         if average == "logit":
-            scores = logits.mean(0).softmax(-1).cpu()  # (K,)
-        else:
-            scores = logits.softmax(-1).mean(0).cpu()  # (K,)
+            scores = scores.softmax(-1)  # the averaged logits as probabilities
         top = scores.topk(min(topk, len(classes)))
         results.append({
             "path": str(path),
@@ -102,10 +84,11 @@ def predict_videos(model: nn.Module, ckpt: dict, paths: Sequence[str | Path], *,
 
 def predict_checkpoint(checkpoint: str | Path, paths: Sequence[str | Path], *, topk: int = 5,
                        device: str = "auto", precision: str = "auto",
-                       channels_last: bool = False) -> list[dict]:
-    """`predict_videos` with the model loaded from `checkpoint`, placed per the runtime options."""
-    from reskd.cli import load_model_checkpoint
+                       channels_last: bool = True) -> list[dict]:
+    """`predict_videos` with the model loaded from `checkpoint`, placed as `reskd test` places
+    it (BatchNorm folded; channels_last and precision as runtime's defaults)."""
     from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
+    from reskd.models import load_model_checkpoint
 
     dev = pick_device(device)
     model, ckpt = load_model_checkpoint(checkpoint)

@@ -130,11 +130,14 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
                 config if config else label)
 
 
-def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print) -> dict[str, dict]:
+def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print,
+            should_stop=None) -> dict[str, dict]:
     """Trains each run in order (teachers come before their students) unless it has finished
-    before; returns {run key: its study.json}."""
-    from reskd.cli import run_train
+    before; returns {run key: its study.json}. `should_stop` as in `run_train`: a stopped run
+    saves its position and the study's rerun resumes it."""
     from reskd.engine.checkpoint import load_checkpoint
+    from reskd.engine.train import Interrupted
+    from reskd.runs import run_train
 
     done: dict[str, dict] = {}
     for i, run in enumerate(runs, 1):
@@ -155,7 +158,12 @@ def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print) -> di
         log(f"[study] {i}/{len(runs)} {run.key}: {'resuming' if resume else 'starting'} "
             f"({'distilled from ' + run.teacher if run.teacher else 'trained'})")
         start = time.perf_counter()
-        result = run_train(cfg, distill=bool(run.teacher), resume=resume, log=log)
+        try:
+            result = run_train(cfg, distill=bool(run.teacher), resume=resume, log=log,
+                               should_stop=should_stop)
+        except Interrupted as e:
+            raise Interrupted(f"{e} For the study: run the same `reskd study` command again; "
+                              f"it resumes {run.key}.", e.exit_code) from None
         gmacs = load_checkpoint(result["model"])["gmacs"]
         record = {"key": run.key, "name": run.name, "seed": run.seed, "teacher": run.teacher,
                   "overrides": list(run.overrides), "model": result["model"],
@@ -268,7 +276,8 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
                          high: int | None = None, s_sizes: Sequence[int] | None = None,
                          s_set: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
                          epochs: int | None = None, quick: bool = False, command: str = "",
-                         data_dir: str | None = None, log=print) -> dict:
+                         data_dir: str | None = None, log=print,
+                         should_stop=None) -> dict:
     """Figure 1 (a) and (b); returns the payload written to OUT/resolution.json."""
     from reskd.analysis.plots import plot_resolution_study
 
@@ -287,7 +296,7 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
                      quick=quick, data_dir=data_dir, log=log)
     s_set = list(s_set or _default_s_set(base))
     runs = resolution_runs(sizes=sizes, high=high, s_sizes=s_sizes, s_set=s_set, seeds=seeds)
-    records = execute(runs, base, out, log=log)
+    records = execute(runs, base, out, log=log, should_stop=should_stop)
     m = base.metric
     rows = {"native": {}, "upsampled": {}, "S": {}}
     for run in runs:
@@ -380,7 +389,8 @@ def run_ablation_study(out: str | Path, *, config: str | None = None,
                        overrides: Sequence[str] = (), teacher_size: int | None = None,
                        big_set: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
                        epochs: int | None = None, quick: bool = False, command: str = "",
-                       data_dir: str | None = None, log=print) -> dict:
+                       data_dir: str | None = None, log=print,
+                       should_stop=None) -> dict:
     """Tables 5 and 6; returns the payload written to OUT/ablation.json."""
     from reskd.analysis.plots import plot_ablation_study
 
@@ -398,7 +408,7 @@ def run_ablation_study(out: str | Path, *, config: str | None = None,
     big_set = list(big_set or _default_big_set(probe.model.arch))
     runs = ablation_runs(student_size=student_size, teacher_size=teacher_size, big_set=big_set,
                          seeds=seeds)
-    records = execute(runs, base, out, log=log)
+    records = execute(runs, base, out, log=log, should_stop=should_stop)
     m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
     names = {r.name for r in runs}
     stats = {name: summarize(records, name, m) for name in names}
@@ -475,7 +485,7 @@ def run_views_study(out: str | Path, *, config: str | None = None, overrides: Se
                     s_sizes: Sequence[int] | None = None, s_set: Sequence[str] | None = None,
                     seeds: Sequence[int] | None = None, epochs: int | None = None,
                     quick: bool = False, command: str = "", data_dir: str | None = None,
-                    log=print) -> dict:
+                    log=print, should_stop=None) -> dict:
     """Baseline vs ResKD per shrink filter and reduction; returns the payload of OUT/views.json."""
     start = time.perf_counter()
     out = Path(out)
@@ -492,7 +502,7 @@ def run_views_study(out: str | Path, *, config: str | None = None, overrides: Se
                      quick=quick, data_dir=data_dir, log=log)
     s_set = list(s_set or (_default_s_set(base) if s_sizes else ()))
     runs = views_runs(sizes=sizes, high=high, s_sizes=s_sizes, s_set=s_set, seeds=seeds)
-    records = execute(runs, base, out, log=log)
+    records = execute(runs, base, out, log=log, should_stop=should_stop)
     m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
     stats = {r.name: summarize(records, r.name, m) for r in runs}
     lines = [f"## Shrinking the {high} px crop to the student's size ({label}, %)", "",

@@ -1,4 +1,6 @@
-"""Figures for the paper's Figure 4: ERFs side by side (4a) and attention overlays (4b).
+"""Figures: the paper's Figure 4 (ERFs side by side, 4a; attention overlays, 4b), the
+resolution study (Figure 1), the ablation bars (Tables 5 and 6) and the accuracy-vs-GMACs
+trade-off of `reskd sweep`.
 
 The only module that imports matplotlib. It draws on an Agg canvas through the object API
 (`Figure`, `FigureCanvasAgg`), never pyplot, so it needs no display and leaves the caller's
@@ -8,7 +10,7 @@ global backend alone (a notebook's, say).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -147,4 +149,47 @@ def plot_ablation_study(table5: Sequence[tuple[str, dict]], table6: Sequence[tup
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(title, fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, out_png)
+
+
+def plot_accuracy_vs_gmacs(measured: Sequence[Mapping], out_png: str | Path, *,
+                           methods: Mapping[str, tuple[float, float]],
+                           curve: Mapping[int, Sequence[float]], measured_label: str,
+                           title: str = "") -> Path:
+    """The trade-off plot of `reskd sweep`: accuracy vs GMACs per video, log x.
+
+    `methods` maps a method to (accuracy %, GMACs): grey dots with their names (the paper's
+    Table 1). `curve` maps an input size to (accuracy %, GMACs, ...): the red reference curve,
+    drawn from the largest size down (the paper's Table 4). `measured` are rows with "size",
+    "gmacs" and "accuracy", in the order to join them; `measured_label` names their metric in
+    the legend. Without measured rows a note says so.
+    """
+    fig = _figure(7.5, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, (acc, gmacs) in methods.items():
+        ax.scatter([gmacs], [acc], color="0.55", marker="o", s=22, zorder=2)
+        ax.annotate(name, (gmacs, acc), textcoords="offset points", xytext=(4, 3), fontsize=7,
+                    color="0.35")
+    ax.scatter([], [], color="0.55", marker="o", s=22, label="paper Table 1 (ActivityNet mAP)")
+    sizes = sorted(curve, reverse=True)
+    ax.plot([curve[s][1] for s in sizes], [curve[s][0] for s in sizes], "-s",
+            color="tab:red", markersize=4, label="paper ResKD, Table 4 (TSN-R50 16f)", zorder=3)
+    for s in sizes:
+        ax.annotate(f"{s}p", (curve[s][1], curve[s][0]), textcoords="offset points",
+                    xytext=(-6, -11), fontsize=7, color="tab:red")
+    if measured:
+        ax.plot([r["gmacs"] for r in measured], [r["accuracy"] for r in measured], "-D",
+                color="tab:blue", markersize=5, zorder=4, label=f"measured ({measured_label})")
+        for r in measured:
+            ax.annotate(f"{r['size']}p", (r["gmacs"], r["accuracy"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7, color="tab:blue")
+    else:
+        ax.text(0.02, 0.85, "no measured accuracy\n(give checkpoints and a config)",
+                transform=ax.transAxes, ha="left", va="top", fontsize=8, color="tab:blue")
+    ax.set_xscale("log")
+    ax.set_xlabel("GMACs per video (the paper's GFLOPs)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Accuracy vs computation{': ' + title if title else ''}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best" if measured else "upper left")
     return _save(fig, out_png)

@@ -25,7 +25,7 @@ from reskd.analysis.plots import plot_attention_overlay, plot_erfs
 
 
 def _load(checkpoint: str | Path, device: torch.device):
-    from reskd.cli import load_model_checkpoint
+    from reskd.models import load_model_checkpoint
 
     model, ckpt = load_model_checkpoint(checkpoint)
     return model.to(device), ckpt

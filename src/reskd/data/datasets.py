@@ -1,7 +1,8 @@
 """The video `Dataset` and its loader: annotation entries in, normalised views and labels out.
 
-Training samples carry one view per requested size, cut from the same crop and flip:
-`sizes=(224, 112)` gives (teacher view, student view); `sizes=(112,)` a single view.
+A training sample carries its views by name, cut from the same crop and flip
+(`ViewSpec.train`): "student" (the model being trained) and, when distilling, "teacher".
+A test sample carries "views": every test view of the video (`test_views_of_video`).
 Randomness comes from `numpy.random.default_rng((seed, epoch, index))`, so a sample does not
 depend on worker count or order (a resumed run sees the same clips).
 
@@ -13,94 +14,22 @@ returned with `failed` set so the evaluator lists it instead of dropping it sile
 from __future__ import annotations
 
 import os
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from reskd.data import transforms
-from reskd.data.decoders import DecodeError, decode_video, read_frame_folder
+from reskd.data.decoders import DecodeError, IndexFn, decode_video, read_frame_folder
 from reskd.data.formats import Entry
-from reskd.data.sampling import dense_indices, segment_indices
+from reskd.data.sampling import Sampling
+from reskd.data.transforms import ViewSpec
 
 MAX_REPLACEMENTS = 10
 
 # path -> every frame (T, H, W, C) uint8 of that video; filled by datasets with cache_decoded
 DECODED: dict[str, np.ndarray] = {}
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How one clip is read: TSN segments (clip_len 0) or dense windows (clip_len frames, interval apart)."""
-    num_segments: int = 8
-    clip_len: int = 0
-    frame_interval: int = 1
-
-    @property
-    def frames(self) -> int:
-        return self.clip_len or self.num_segments
-
-    def indices(self, num_frames: int, *, train: bool, rng: np.random.Generator | None,
-                clip: int, num_clips: int) -> np.ndarray:
-        if self.clip_len:
-            return dense_indices(num_frames, self.clip_len, self.frame_interval, train=train,
-                                 rng=rng, clip=clip, num_clips=num_clips)
-        return segment_indices(num_frames, self.num_segments, train=train, rng=rng, clip=clip,
-                               num_clips=num_clips)
-
-
-@dataclass(frozen=True)
-class ViewSpec:
-    """Preprocessing shared by training and testing (see `reskd.data.transforms`): `sizes` are
-    the views' side lengths, largest first, each shrunk with `shrink` from one crop of
-    `crop_size` (0: sizes[0])."""
-    sizes: tuple[int, ...]
-    crop_size: int = 0
-    shrink: str = "bilinear"
-    short_side_ratio: float = 256 / 224
-    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
-    flip: bool = True
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    downsample_to: int = 0  # > 0: the crop keeps only this many pixels a side (Figure 1a)
-
-    def record(self) -> dict:
-        """What a checkpoint stores (`"views"`) so that every later use makes the model's test
-        views as its training views were made; `size` is the model's own (the last size)."""
-        return {"size": self.sizes[-1], "crop_size": self.crop_size or self.sizes[0],
-                "shrink": self.shrink, "short_side_ratio": self.short_side_ratio,
-                "downsample_to": self.downsample_to, "mean": list(self.mean),
-                "std": list(self.std)}
-
-
-class RecipeAssumedWarning(UserWarning):
-    """A checkpoint made before view recipes were recorded: its test views are guessed."""
-
-
-def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint") -> ViewSpec:
-    """The test-view recipe of a checkpoint's model: its recorded `"views"`, or for a checkpoint
-    made before they were recorded, views resized straight to its size with antialiasing (how
-    reskd tested every model then), with a `RecipeAssumedWarning` saying so."""
-    views = ckpt.get("views")
-    if views is None:
-        size, s = ckpt["size"], ckpt["sampling"]
-        downsample_to = ckpt.get("config", {}).get("data", {}).get("downsample_to", 0)
-        warnings.warn(
-            f"{path} records no view recipe (made before reskd recorded one); assuming its "
-            f"test views are the frames resized straight to {size} px with antialiasing (short "
-            f"side {round(size * s['short_side_ratio'])}, crop {size}), as reskd tested every "
-            f"model then. A student distilled back then was trained on its teacher's crop "
-            f"shrunk bilinearly: retrain it to test it on views made as in training.",
-            RecipeAssumedWarning, stacklevel=2)
-        return ViewSpec(sizes=(size,), crop_size=size, shrink="antialias",
-                        short_side_ratio=s["short_side_ratio"], mean=tuple(ckpt["mean"]),
-                        std=tuple(ckpt["std"]), downsample_to=downsample_to)
-    return ViewSpec(sizes=(views["size"],), crop_size=views["crop_size"], shrink=views["shrink"],
-                    short_side_ratio=views["short_side_ratio"], mean=tuple(views["mean"]),
-                    std=tuple(views["std"]), downsample_to=views["downsample_to"])
 
 
 class VideoDataset(Dataset):
@@ -140,31 +69,21 @@ class VideoDataset(Dataset):
     def path(self, index: int) -> Path:
         return self.root / self.entries[index].path
 
-    def read_clip(self, index: int, rng: np.random.Generator | None, clip: int = 0) -> np.ndarray:
-        """Decodes clip `clip` of video `index`: (T, H, W, C) uint8."""
-        entry = self.entries[index]
-
-        def indices_for(n: int) -> np.ndarray:
-            return self.sampling.indices(n, train=self.train, rng=rng, clip=clip,
-                                         num_clips=1 if self.train else self.test_clips)
-
+    def read_frames(self, index: int, indices_for: IndexFn) -> np.ndarray:
+        """Frames `indices_for(frame count)` of video `index`: (T, H, W, C) uint8."""
+        entry, path = self.entries[index], self.path(index)
         if self.cache_decoded:
-            key = str(self.path(index))
-            if key not in DECODED:
-                DECODED[key] = self._decode(index, entry, lambda n: np.arange(n))
-            every = DECODED[key]
+            if str(path) not in DECODED:
+                DECODED[str(path)] = read_frames(path, np.arange, self.format, entry.num_frames,
+                                                 self.frame_template)
+            every = DECODED[str(path)]
             frames = every[indices_for(len(every))]
         else:
-            frames = self._decode(index, entry, indices_for)
+            frames = read_frames(path, indices_for, self.format, entry.num_frames,
+                                 self.frame_template)
         if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise DecodeError(self.path(index), f"unexpected frame shape {frames.shape}")
+            raise DecodeError(path, f"unexpected frame shape {frames.shape}")
         return frames
-
-    def _decode(self, index: int, entry: Entry, indices_for) -> np.ndarray:
-        if self.format == "rawframes":
-            return read_frame_folder(self.path(index), entry.num_frames or 0, indices_for,
-                                     self.frame_template)[0]
-        return decode_video(self.path(index), indices_for)[0]
 
     def label(self, index: int, rng: np.random.Generator | None) -> torch.Tensor:
         """Class index (N,) for single-label lists and multi-label training the authors' way (one
@@ -191,7 +110,7 @@ class VideoDataset(Dataset):
         skipped = []
         for _ in range(MAX_REPLACEMENTS + 1):
             try:
-                frames = self.read_clip(index, rng)
+                frames = self.read_frames(index, lambda n: self.sampling.train_indices(n, rng))
                 break
             except DecodeError as e:
                 skipped.append(f"{e.path}\t{e.reason}")
@@ -199,33 +118,41 @@ class VideoDataset(Dataset):
         else:
             raise DecodeError(self.root, f"{MAX_REPLACEMENTS + 1} videos in a row failed to "
                               f"decode; last: {skipped[-1]}. Run `reskd data check` on the list.")
-        v = self.views
-        views = transforms.train_views(frames, v.sizes, short_side_ratio=v.short_side_ratio,
-                                       scales=v.scales, flip=v.flip, mean=v.mean, std=v.std,
-                                       rng=rng, crop_size=v.crop_size, shrink_filter=v.shrink,
-                                       downsample_to=v.downsample_to)
-        return {"views": views, "label": self.label(index, rng), "index": index,
-                "skipped": "\n".join(skipped)}
+        return {**self.views.train(frames, rng), "label": self.label(index, rng),
+                "index": index, "skipped": "\n".join(skipped)}
 
     def _test_item(self, index: int) -> dict:
-        v = self.views
-        size = v.sizes[0]
-        clips = []
         failed = ""
         try:
-            for clip in range(self.test_clips):
-                frames = self.read_clip(index, None, clip)
-                clips.append(transforms.test_views(frames, size, short_side_ratio=v.short_side_ratio,
-                                                   crops=self.test_crops, mean=v.mean, std=v.std,
-                                                   crop_size=v.crop_size, shrink_filter=v.shrink,
-                                                   downsample_to=v.downsample_to))
-            views = torch.cat(clips)  # (clips * crops, T, C, size, size)
+            views = test_views_of_video(lambda f: self.read_frames(index, f),
+                                        sampling=self.sampling, views=self.views,
+                                        clips=self.test_clips, crops=self.test_crops)
         except DecodeError as e:
             failed = f"{e.path}\t{e.reason}"
-            n = self.test_clips * self.test_crops
+            size, n = self.views.sizes[-1], self.test_clips * self.test_crops
             views = torch.zeros(n, self.sampling.frames, 3, size, size)
-        return {"views": [views], "label": self.label(index, None), "index": index,
+        return {"views": views, "label": self.label(index, None), "index": index,
                 "failed": failed}
+
+
+def read_frames(path: Path, indices_for: IndexFn, format: str = "video", num_frames: int = 0,
+                frame_template: str = "img_{:05d}.jpg") -> np.ndarray:
+    """Frames of a video file or (format "rawframes") a frame folder of `num_frames` frames."""
+    if format == "rawframes":
+        return read_frame_folder(path, num_frames or 0, indices_for, frame_template)[0]
+    return decode_video(path, indices_for)[0]
+
+
+def test_views_of_video(read: Callable[[IndexFn], np.ndarray], *, sampling: Sampling,
+                        views: ViewSpec, clips: int, crops: int) -> torch.Tensor:
+    """Every test view of one video from one decode pass: `read(indices_for)` returns the
+    frames of all `clips` temporal clips at once, each clip gives `crops` spatial views as
+    the run's recipe makes them. -> (clips * crops, T, C, S, S), clip-major.
+
+    The one copy of the test-view recipe: `reskd test` (through `VideoDataset`), `reskd
+    predict` and the analysis commands all call it. Raises `DecodeError`."""
+    frames = read(lambda n: sampling.test_indices(n, clips))  # (clips * T, H, W, C)
+    return torch.cat([views.test(c, crops) for c in np.split(frames, clips)])
 
 
 def _decode_all(path: str) -> tuple[str, np.ndarray | None]:
@@ -244,12 +171,19 @@ def prefetch_decoded(datasets: list[VideoDataset], workers: int = 2) -> int:
 
     paths = sorted({str(d.path(i)) for d in datasets if d.cache_decoded and d.format == "video"
                     for i in range(len(d))} - DECODED.keys())
+    if not paths:
+        return 0
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ctx.Pool(max(1, workers)) as pool:
         for path, frames in pool.imap_unordered(_decode_all, paths, chunksize=32):
             if frames is not None:
                 DECODED[path] = frames
+        # workers leave on their own: Pool.__exit__'s SIGTERM can be lost in a worker forked
+        # a moment before (Python drops signals that arrive during its fork), and it then waits
+        # forever on it
+        pool.close()
+        pool.join()
     return len(paths)
 
 
@@ -263,25 +197,6 @@ def missing_files(entries: list[Entry], root: str | Path, format: str = "video")
 def default_workers() -> int:
     """Loader worker processes sized to the machine: one per core beyond the first, at most 8."""
     return max(0, min(8, (os.cpu_count() or 1) - 1))
-
-
-class EpochSampler(Sampler):
-    """Wraps a sampler with `set_epoch` (e.g. DistributedSampler) and yields (epoch, index), so
-    persistent loader workers know the epoch without being restarted."""
-
-    def __init__(self, sampler: Sampler):
-        self.sampler = sampler
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self):
-        return ((self.epoch, i) for i in self.sampler)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
 
 
 def make_loader(dataset: VideoDataset, *, batch_size: int, workers: int,

@@ -1,9 +1,12 @@
 """Frame sampling: which frame indices make one clip (one temporal view) of a video.
 
-Pure functions of the frame count. Both return int64 indices in [0, num_frames).
+Pure functions of the frame count, all returning int64 indices in [0, num_frames), and
+`Sampling`, the rule of one run (TSN segments or dense windows) as a checkpoint records it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,3 +64,38 @@ def dense_indices(num_frames: int, clip_len: int, frame_interval: int, *, train:
         start = int((clip + 0.5) * step) if num_frames >= span else 0
     indices = start + np.arange(clip_len) * frame_interval
     return (indices % num_frames).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one clip is read: TSN segments (clip_len 0) or dense windows (clip_len frames,
+    frame_interval apart)."""
+    num_segments: int = 8
+    clip_len: int = 0
+    frame_interval: int = 1
+
+    @property
+    def frames(self) -> int:
+        return self.clip_len or self.num_segments
+
+    def indices(self, num_frames: int, *, train: bool, rng: np.random.Generator | None,
+                clip: int, num_clips: int) -> np.ndarray:
+        if self.clip_len:
+            return dense_indices(num_frames, self.clip_len, self.frame_interval, train=train,
+                                 rng=rng, clip=clip, num_clips=num_clips)
+        return segment_indices(num_frames, self.num_segments, train=train, rng=rng, clip=clip,
+                               num_clips=num_clips)
+
+    def train_indices(self, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        """One random training clip. -> (frames,)"""
+        return self.indices(num_frames, train=True, rng=rng, clip=0, num_clips=1)
+
+    def test_indices(self, num_frames: int, num_clips: int) -> np.ndarray:
+        """Every test clip of a video, clip after clip, for one decode pass. -> (num_clips * frames,)"""
+        return np.concatenate([self.indices(num_frames, train=False, rng=None, clip=c,
+                                            num_clips=num_clips) for c in range(num_clips)])
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Sampling":
+        """From a checkpoint's "sampling" record."""
+        return cls(record["num_segments"], record["clip_len"], record["frame_interval"])

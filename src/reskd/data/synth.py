@@ -499,6 +499,8 @@ def _generate(
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ctx.Pool(min(workers, len(tasks)), init_worker, init_args) as pool:
             sizes = pool.map(make_clip, tasks, chunksize=max(1, min(64, len(tasks) // (8 * workers))))
+            pool.close()  # workers leave on their own (see datasets.prefetch_decoded)
+            pool.join()
 
     for split in ("train", "val"):
         (root / f"{split}.txt").write_text("".join(lines[split]))

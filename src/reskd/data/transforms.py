@@ -24,6 +24,10 @@ commutes with that per-channel affine map, so this equals normalising the shrunk
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -151,3 +155,69 @@ def test_views(frames: np.ndarray, size: int, *, short_side_ratio: float, crops:
                                       downsample_to, shrink_filter),  # only if smaller
                               mean, std), size, shrink_filter) for b in boxes]
     return torch.stack(views)  # (crops, T, C, size, size)
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """The view recipe of a run, shared by training and testing: `sizes` are the views' side
+    lengths, (teacher, student) when distilling or (model,) otherwise, each shrunk with
+    `shrink` from one crop of `crop_size` (0: sizes[0])."""
+    sizes: tuple[int, ...]
+    crop_size: int = 0
+    shrink: str = "bilinear"
+    short_side_ratio: float = 256 / 224
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    flip: bool = True
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    downsample_to: int = 0  # > 0: the crop keeps only this many pixels a side (Figure 1a)
+
+    def train(self, frames: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """(T, H, W, C) uint8 -> {"student": (T, C, s, s)} for one size, plus "teacher" (the
+        first, largest size) for two: one crop and flip, each view shrunk from it."""
+        views = train_views(frames, self.sizes, short_side_ratio=self.short_side_ratio,
+                            scales=self.scales, flip=self.flip, mean=self.mean, std=self.std,
+                            rng=rng, crop_size=self.crop_size, shrink_filter=self.shrink,
+                            downsample_to=self.downsample_to)
+        return {"student": views[-1], **({"teacher": views[0]} if len(views) == 2 else {})}
+
+    def test(self, frames: np.ndarray, crops: int) -> torch.Tensor:
+        """(T, H, W, C) uint8 -> (crops, T, C, size, size) at the model's size (sizes[-1])."""
+        return test_views(frames, self.sizes[-1], short_side_ratio=self.short_side_ratio,
+                          crops=crops, mean=self.mean, std=self.std, crop_size=self.crop_size,
+                          shrink_filter=self.shrink, downsample_to=self.downsample_to)
+
+    def record(self) -> dict:
+        """What a checkpoint stores (`"views"`) so that every later use makes the model's test
+        views as its training views were made; `size` is the model's own (the last size)."""
+        return {"size": self.sizes[-1], "crop_size": self.crop_size or self.sizes[0],
+                "shrink": self.shrink, "short_side_ratio": self.short_side_ratio,
+                "downsample_to": self.downsample_to, "mean": list(self.mean),
+                "std": list(self.std)}
+
+
+class RecipeAssumedWarning(UserWarning):
+    """A checkpoint made before view recipes were recorded: its test views are guessed."""
+
+
+def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint") -> ViewSpec:
+    """The test-view recipe of a checkpoint's model: its recorded `"views"`, or for a checkpoint
+    made before they were recorded, views resized straight to its size with antialiasing (how
+    reskd tested every model then), with a `RecipeAssumedWarning` saying so."""
+    views = ckpt.get("views")
+    if views is None:
+        size, s = ckpt["size"], ckpt["sampling"]
+        downsample_to = ckpt.get("config", {}).get("data", {}).get("downsample_to", 0)
+        warnings.warn(
+            f"{path} records no view recipe (made before reskd recorded one); assuming its "
+            f"test views are the frames resized straight to {size} px with antialiasing (short "
+            f"side {round(size * s['short_side_ratio'])}, crop {size}), as reskd tested every "
+            f"model then. A student distilled back then was trained on its teacher's crop "
+            f"shrunk bilinearly: retrain it to test it on views made as in training.",
+            RecipeAssumedWarning, stacklevel=2)
+        return ViewSpec(sizes=(size,), crop_size=size, shrink="antialias",
+                        short_side_ratio=s["short_side_ratio"], mean=tuple(ckpt["mean"]),
+                        std=tuple(ckpt["std"]), downsample_to=downsample_to)
+    return ViewSpec(sizes=(views["size"],), crop_size=views["crop_size"], shrink=views["shrink"],
+                    short_side_ratio=views["short_side_ratio"], mean=tuple(views["mean"]),
+                    std=tuple(views["std"]), downsample_to=views["downsample_to"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from reskd.distill.losses import (classification_loss, clip_kd, feature_kd, frame_kd,

@@ -341,3 +341,13 @@ def count_macs(model: nn.Module, inputs: torch.Tensor | tuple, *, per: int = 1) 
         params_m=params / 1e6,
         by_type=by_type,
     )
+
+
+def gmacs_per_video(model: torch.nn.Module, frames: int, size: int, views: int = 1) -> float:
+    """GMACs per video as the paper counts them (per view x views)."""
+    import copy
+
+    m = copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format)
+    if hasattr(m, "channels_last"):
+        m.channels_last = False
+    return count_macs(m, torch.zeros(1, frames, 3, size, size)).gmacs * views

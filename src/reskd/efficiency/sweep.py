@@ -82,11 +82,10 @@ def _meta_model(model_name: str | None, checkpoint: str | Path | None, *, frames
             raise ValueError(f"unknown model {model_name!r}; valid: {', '.join(ARCHS)}")
         kwargs = {"arch": model_name, "num_classes": _positive_int("num_classes", num_classes),
                   "num_segments": frames}  # num_segments: TSM shifts across exactly T frames
-    from reskd.models import build_model
+    from reskd.models import build_from_kwargs
 
     with torch.device("meta"):
-        k = {key: tuple(v) if isinstance(v, list) else v for key, v in kwargs.items()}
-        model = build_model(**k)
+        model = build_from_kwargs(kwargs)
     return model, kwargs, ckpt
 
 
@@ -181,13 +180,14 @@ def sweep(*, sizes: Sequence[int], frames: int, out: str | Path, model_name: str
     default mode's (:func:`reskd.efficiency.benchmark.fastest_default_mode`) on random clips of
     `batch` videos, timed in interleaved rounds. `checkpoints` maps a size to a model trained
     for it; with a `config` (YAML path, plus `--set`-style `overrides`) each is tested with
-    `reskd.cli.run_test` at `data.size` = that size (mAP for multi-label data, else top-1);
+    `reskd.runs.run_test` at `data.size` = that size (mAP for multi-label data, else top-1);
     without a config the accuracy cells stay blank. Writes OUT/sweep.md, OUT/sweep.json and
     OUT/tradeoff.png; returns the JSON payload.
     """
     from reskd.efficiency.benchmark import bench_report, fastest_default_mode, machine_facts
     from reskd.engine.checkpoint import load_checkpoint
     from reskd.engine.runtime import autocast_dtype, pick_device
+    from reskd.models import drop_ignored_options
 
     sizes = _parse_sizes(sizes)
     _positive_int("frames", frames)
@@ -205,7 +205,8 @@ def sweep(*, sizes: Sequence[int], frames: int, out: str | Path, model_name: str
         a = ckpt["model_kwargs"]["arch"]
         arch = arch or a
         # everything that shapes the network except its class count and dropout
-        kw = {k: v for k, v in ckpt["model_kwargs"].items() if k not in ("num_classes", "dropout")}
+        kw = {k: v for k, v in drop_ignored_options(ckpt["model_kwargs"]).items()
+              if k not in ("num_classes", "dropout")}
         shape_kwargs = shape_kwargs or kw
         if a != arch or kw != shape_kwargs:
             raise ValueError(f"checkpoint {path} (size {size}) is a {a} model built with {kw}, "
@@ -257,7 +258,7 @@ def sweep(*, sizes: Sequence[int], frames: int, out: str | Path, model_name: str
         row["accuracy"], row["metric"], row["test"] = None, None, None
 
     if config is not None and checkpoints:
-        from reskd.cli import run_test
+        from reskd.runs import run_test
         from reskd.config import load_config
 
         base_cfg = load_config(config, list(overrides))
@@ -354,49 +355,13 @@ def plot_tradeoff(rows: Sequence[Mapping], out_png: str | Path, *, title: str = 
     """Accuracy vs GMACs per video (log x): the paper's Table 1 ActivityNet methods and Table 4
     ResKD curve as references, and the measured rows that have an accuracy.
 
-    matplotlib is imported here lazily (Agg canvas, Figure API, no pyplot). The house rule puts
-    plotting in reskd.analysis.plots; this function belongs there once that file can take it.
+    Drawn by :func:`reskd.analysis.plots.plot_accuracy_vs_gmacs` (matplotlib is imported there
+    only, lazily); this picks the data.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError(f"the trade-off plot needs matplotlib: pip install matplotlib "
-                          f"({e})") from e
-    fig = Figure(figsize=(7.5, 5.0), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    for name, (acc, gmacs) in PAPER_TABLE1_ACTIVITYNET.items():
-        if name == "ResKD":
-            continue
-        ax.scatter([gmacs], [acc], color="0.55", marker="o", s=22, zorder=2)
-        ax.annotate(name, (gmacs, acc), textcoords="offset points", xytext=(4, 3), fontsize=7,
-                    color="0.35")
-    ax.scatter([], [], color="0.55", marker="o", s=22, label="paper Table 1 (ActivityNet mAP)")
-    sizes = sorted(PAPER_TABLE4, reverse=True)
-    ax.plot([PAPER_TABLE4[s][1] for s in sizes], [PAPER_TABLE4[s][0] for s in sizes], "-s",
-            color="tab:red", markersize=4, label="paper ResKD, Table 4 (TSN-R50 16f)", zorder=3)
-    for s in sizes:
-        ax.annotate(f"{s}p", (PAPER_TABLE4[s][1], PAPER_TABLE4[s][0]), textcoords="offset points",
-                    xytext=(-6, -11), fontsize=7, color="tab:red")
+    from reskd.analysis.plots import plot_accuracy_vs_gmacs
+
     measured = sorted((r for r in rows if r.get("accuracy") is not None), key=lambda r: r["gmacs"])
-    if measured:
-        ax.plot([r["gmacs"] for r in measured], [r["accuracy"] for r in measured], "-D",
-                color="tab:blue", markersize=5, zorder=4,
-                label=f"measured ({_metric_label(measured)})")
-        for r in measured:
-            ax.annotate(f"{r['size']}p", (r["gmacs"], r["accuracy"]), textcoords="offset points",
-                        xytext=(4, -10), fontsize=7, color="tab:blue")
-    else:
-        ax.text(0.02, 0.85, "no measured accuracy\n(give checkpoints and a config)",
-                transform=ax.transAxes, ha="left", va="top", fontsize=8, color="tab:blue")
-    ax.set_xscale("log")
-    ax.set_xlabel("GMACs per video (the paper's GFLOPs)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"Accuracy vs computation{': ' + title if title else ''}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best" if measured else "upper left")
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, format="png", bbox_inches="tight")
-    return out_png
+    methods = {name: point for name, point in PAPER_TABLE1_ACTIVITYNET.items()
+               if name != "ResKD"}  # ResKD's point is on the Table 4 curve
+    return plot_accuracy_vs_gmacs(measured, out_png, methods=methods, curve=PAPER_TABLE4,
+                                  measured_label=_metric_label(measured), title=title)

@@ -1,4 +1,4 @@
-"""PyTorch DDP through torchrun: process-group set-up, samplers, SyncBatchNorm, exact metrics.
+"""PyTorch DDP through torchrun: process-group set-up, SyncBatchNorm, exact metrics.
 
 Launch (one node, N processes; one per GPU, or N CPU processes over gloo):
 
@@ -28,7 +28,6 @@ import os
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Sampler
 
 
 def init(device: torch.device) -> bool:
@@ -96,22 +95,6 @@ def all_gather_objects(obj):
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-class ShardSampler(Sampler):
-    """Evaluation sampler: process r reads indices r, r + W, r + 2W, ... - every sample exactly
-    once over all processes, no padding duplicates (unlike DistributedSampler)."""
-
-    def __init__(self, length: int, rank: int | None = None, world: int | None = None):
-        self.length = length
-        self.rank_ = rank if rank is not None else globals()["rank"]()
-        self.world = world if world is not None else world_size()
-
-    def __iter__(self):
-        return iter(range(self.rank_, self.length, self.world))
-
-    def __len__(self) -> int:
-        return len(range(self.rank_, self.length, self.world))
 
 
 # ---------------------------------------------------------------------------------------------

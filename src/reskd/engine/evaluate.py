@@ -20,6 +20,14 @@ from reskd.engine import distributed as dist_utils
 from reskd.engine.runtime import autocast
 
 
+def average_views(logits: torch.Tensor, average: str) -> torch.Tensor:
+    """(N, V, K) logits of every view -> (N, K) video scores: the mean of the views' softmax
+    scores ("prob") or of their logits ("logit"). `reskd test` and `reskd predict` both use it."""
+    if average not in ("prob", "logit"):
+        raise ValueError(f"average must be 'prob' or 'logit', got {average!r}")
+    return (logits.softmax(-1) if average == "prob" else logits).mean(1)
+
+
 @torch.inference_mode()
 def predict_scores(model: nn.Module, loader, *, device: torch.device,
                    amp_dtype: torch.dtype | None, average: str = "prob",
@@ -32,16 +40,14 @@ def predict_scores(model: nn.Module, loader, *, device: torch.device,
     start = time.perf_counter()
     for batch in tqdm(loader, desc="test", disable=not (progress and dist_utils.is_main()),
                       leave=False, dynamic_ncols=True):
-        views = batch["views"][0].to(device)  # (N, V, T, C, H, W)
+        views = batch["views"].to(device)  # (N, V, T, C, H, W)
         n, v = views.shape[:2]
         with autocast(device, amp_dtype):
             # (N*V, K), at most `max_views` clips per forward: multi-view testing of large
             # models (30 views x 8 frames at 224) would not fit memory in one batch
             logits = torch.cat([model(chunk).float()
                                 for chunk in views.flatten(0, 1).split(max_views)])
-        logits = logits.unflatten(0, (n, v))  # (N, V, K)
-        s = logits.softmax(-1) if average == "prob" else logits
-        scores.append(s.mean(1).cpu())  # (N, K)
+        scores.append(average_views(logits.unflatten(0, (n, v)), average).cpu())  # (N, K)
         indices.append(batch["index"])
         failed += [(i, f) for i, f in zip(batch["index"].tolist(), batch["failed"]) if f]
     return {"index": torch.cat(indices).numpy() if indices else np.zeros(0, np.int64),
@@ -51,8 +57,9 @@ def predict_scores(model: nn.Module, loader, *, device: torch.device,
 
 def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch.dtype | None,
              multi_label: bool = False, average: str = "prob", progress: bool = True,
-             max_views: int = 64) -> dict:
-    """top-1/top-5/mean class accuracy (single-label) or mAP (multi-label) over the whole list."""
+             max_views: int = 64, return_scores: bool = False) -> dict:
+    """top-1/top-5/mean class accuracy (single-label) or mAP (multi-label) over the whole list;
+    with `return_scores`, also "scores": {list path: video scores (K,)} (`average_views`)."""
     part = predict_scores(model, loader, device=device, amp_dtype=amp_dtype, average=average,
                           max_views=max_views,
                           progress=progress)
@@ -77,4 +84,6 @@ def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch
     top = metrics.topk_accuracy(scores, first, ks=(1, 5))
     result["top1"], result["top5"] = top[1], top[5]
     result["mean_class_acc"] = metrics.mean_class_accuracy(scores, first)
+    if return_scores:
+        result["scores"] = {dataset.entries[i].path: row.tolist() for i, row in zip(index, scores)}
     return result

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 
 import torch
 from torch import nn
+
+from reskd.models.fold import NotFoldable, fold_batchnorm, has_batchnorm
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -61,15 +64,15 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool,
     `inference=True` (test, predict, benchmarks; never training) also folds each BatchNorm
     into the convolution before it: same outputs up to float rounding, and on CPU it brought
     the default mode from 0.84x to 0.99x of torch.compile's speed for TSN-R50 at 112 without a
-    compile step (bench/bench_default_mode.py). Models torch.fx cannot trace stay unfolded.
+    compile step (bench/bench_default_mode.py). A model torch.fx cannot trace runs
+    unfolded, with a warning saying so; a model without BatchNorm (Swin) has nothing to fold.
     """
-    if inference:
-        from reskd.efficiency.benchmark import fold_batchnorm
-
+    if inference and has_batchnorm(model):
         try:
             model, _ = fold_batchnorm(model)
-        except ValueError:
-            pass
+        except NotFoldable as e:
+            warnings.warn(f"{e}; running with BatchNorm unfolded (same outputs, slower)",
+                          stacklevel=2)
     model = model.to(device)
     if channels_last:
         # 3D models (SlowOnly, Swin) declare channels_last_3d; 2D ones take the default.
@@ -80,3 +83,11 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool,
 
 def precision_name(dtype: torch.dtype | None) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def share_cpu_with_workers(device: torch.device, workers: int) -> None:
+    """On CPU, leaves one core per loader worker: oversubscribed OpenMP threads stall badly
+    (measured here: a 2-thread trainer beside a busy worker ran 5x slower than 1 thread).
+    An explicit OMP_NUM_THREADS wins."""
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))

@@ -1,8 +1,11 @@
 """The training loop for plain training (teacher or baseline) and for ResKD distillation.
 
-One loop for both: with a teacher, each batch carries (teacher view, student view) and the
-loss is CE + the weighted KD terms (default: alpha * feature KD); without, one view and CE.
-Each epoch appends a line to `metrics.jsonl` and writes `checkpoint-epochK.pt` and `checkpoint.pt` atomically (model,
+One loop for both, built from one step (`train_step`, also what the benchmarks time): with a
+teacher, each batch carries a "teacher" and a "student" view and the loss is CE + the weighted
+KD terms (default: alpha * feature KD); without, the "student" view alone and CE. `train()`
+reads as its parts: `_resume` (the state to start from), the epoch loop, `train_step`,
+`_add_step` / `_epoch_record` (what an epoch logs). Each epoch appends a line to
+`metrics.jsonl` and writes `checkpoint-epochK.pt` and `checkpoint.pt` atomically (model,
 optimizer, schedule, grad scaler, torch RNG, position, history), keeping the last
 `keep_checkpoints` epoch files.
 
@@ -33,9 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Sampler
 from tqdm import tqdm
 
 from reskd.distill.distiller import KDWeights, distill_loss, set_teacher_mode
@@ -116,32 +117,6 @@ def make_schedule(*, schedule: str, epochs: int, steps_per_epoch: int,
     return Schedule(total, int(warmup_epochs * steps_per_epoch), 0.0 if warmup_epochs else 1.0)
 
 
-class ResumableSampler(Sampler):
-    """Wraps an epoch-aware sampler (`set_epoch`) so a resumed run can skip the samples of the
-    steps it already took in an epoch without loading them. `skip_next(n)` drops the first `n`
-    indices of the next pass only; `len` stays the full epoch."""
-
-    def __init__(self, sampler: Sampler):
-        self.sampler = sampler
-        self._skip = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def skip_next(self, n: int) -> None:
-        self._skip = n
-
-    def __iter__(self):
-        skip, self._skip = self._skip, 0
-        it = iter(self.sampler)
-        for _ in range(skip):
-            next(it, None)
-        return it
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
 @dataclass
 class TrainState:
     epoch: int = 0  # epochs finished
@@ -193,6 +168,121 @@ def _zero_sums() -> dict:
             "seconds": 0.0}
 
 
+def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimizer,
+               device: torch.device, amp_dtype: torch.dtype | None = None,
+               teacher: nn.Module | None = None, kd_weights: KDWeights = KDWeights(),
+               grad_clip: float = 0.0,
+               scaler: torch.amp.GradScaler | None = None) -> dict[str, torch.Tensor]:
+    """One optimisation step on one batch: forward (and the frozen teacher's, when
+    distilling), loss, backward, grad-norm clip, optimizer step; autocast to `amp_dtype`,
+    gradients scaled by `scaler` (fp16) when given.
+
+    `batch` holds "student" (N, T, C, h, w), "label" and, with a teacher, "teacher"
+    (N, T, C, H, W); the loss is CE, plus the weighted KD terms with a teacher. Returns the
+    loss parts, detached: "loss", "ce", each "*kd" term, "logits". Raises `NonFiniteLossError`
+    before the update when the loss is not finite, so the weights stay good. The learning-rate
+    schedule is the caller's.
+    """
+    student_x = batch["student"].to(device, non_blocking=True)
+    labels = batch["label"].to(device)
+    with autocast(device, amp_dtype):
+        if teacher is not None:
+            teacher_x = batch["teacher"].to(device, non_blocking=True)
+            parts = distill_loss(model, teacher, student_x, teacher_x, labels, weights=kd_weights)
+        else:
+            logits = model(student_x)
+            ce = classification_loss(logits, labels)
+            parts = {"loss": ce, "ce": ce.detach(), "logits": logits.detach()}
+    loss = parts["loss"]
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"loss became {loss.item()}")
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return {**parts, "loss": loss.detach()}
+
+
+def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, scheduler, scaler,
+            device: torch.device, global_batch: int, batch_size: int, log) -> tuple[TrainState, dict | None]:
+    """(state, partial epoch sums or None): from the newest readable checkpoint when `resume`,
+    else a fresh state (and a fresh metrics.jsonl). Loads weights, optimizer, schedule, grad
+    scaler and torch RNG into the objects given."""
+    is_main, world = dist_utils.is_main(), dist_utils.world_size()
+    metrics_path = out_dir / "metrics.jsonl"
+    found = find_resume_checkpoint(out_dir, log=log if is_main else _quiet) if resume else None
+    if found is None:
+        if is_main:
+            if resume:
+                log(f"--resume: no readable checkpoint in {out_dir}; starting from scratch")
+            elif (out_dir / LATEST).is_file() or epoch_checkpoints(out_dir):
+                log(f"warning: {out_dir} holds checkpoints of an earlier run; starting a new run "
+                    f"that replaces them (use --resume to continue that run instead)")
+                prune_epoch_checkpoints(out_dir, 0)
+            _rewrite_jsonl(metrics_path, [])
+        return TrainState(), None
+    ckpt, path = found
+    core.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if "scaler" in ckpt:
+        scaler.load_state_dict(ckpt["scaler"])
+    state = TrainState(ckpt["epoch"], ckpt["step"], list(ckpt.get("history", [])),
+                       ckpt.get("epoch_step", 0))
+    partial = None
+    if state.epoch_step:
+        if ckpt.get("global_batch", global_batch) != global_batch:
+            raise ValueError(
+                f"{path} was saved {state.epoch_step} steps into epoch {state.epoch + 1} "
+                f"with a global batch of {ckpt['global_batch']} videos, but this run has "
+                f"{batch_size} x {world} processes = {global_batch}; resume with the "
+                f"same global batch, or delete {path} to resume from the last epoch end")
+        if is_main:  # the saved sums are over all processes already
+            partial = {**_zero_sums(), **ckpt.get("partial", {})}
+    if "rng" in ckpt:
+        _set_rng_state(ckpt["rng"], device)
+    if is_main:
+        where = (f"{state.epoch_step} steps into epoch {state.epoch + 1}" if state.epoch_step
+                 else f"after epoch {state.epoch}")
+        log(f"resumed from {path} {where}")
+        _rewrite_jsonl(metrics_path, state.history)  # drop lines newer than the checkpoint
+    return state, partial
+
+
+def _add_step(sums: dict, parts: dict, labels: torch.Tensor, skipped: list[str]) -> None:
+    """Adds one step's loss parts (per clip), top-1 hits and skipped videos to the epoch sums."""
+    n = labels.shape[0]
+    sums["clips"] += n
+    sums["loss"] += parts["loss"].item() * n
+    sums["ce"] += parts["ce"].item() * n
+    for name in parts:  # "kd" (weighted total) and each term ("feature_kd", ...)
+        if name.endswith("kd"):
+            sums[name] = sums.get(name, 0.0) + parts[name].item() * n
+    sums["correct"] += top1_hits(parts["logits"], labels.to(parts["logits"].device)).item()
+    sums["skipped"] += sum(1 for s in skipped if s)
+
+
+def _epoch_record(totals: dict, *, epoch: int, step: int, lr: float, world: int,
+                  distilled: bool) -> dict:
+    """The metrics.jsonl line of one epoch from its sums over all processes."""
+    seconds = totals["seconds"] / world
+    clips = max(1, totals["clips"])
+    rss_mb, peak_rss_mb = memory_mb()
+    record = {"epoch": epoch, "step": step, "lr": lr,
+              "loss": totals["loss"] / clips, "ce": totals["ce"] / clips,
+              "train_top1": 100 * totals["correct"] / clips,
+              "clips_per_s": totals["clips"] / max(seconds, 1e-9), "seconds": seconds,
+              "skipped": int(totals["skipped"]), "rss_mb": round(rss_mb, 1),
+              "peak_rss_mb": round(peak_rss_mb, 1)}
+    if distilled:  # "kd": the weighted KD total; "*_kd": each term, unweighted
+        record.update({k: v / clips for k, v in totals.items() if k.endswith("kd")})
+    return record
+
+
 def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedule: Schedule,
           epochs: int, device: torch.device, amp_dtype: torch.dtype | None, out_dir: Path,
           context: dict, teacher: nn.Module | None = None, kd_weights: KDWeights = KDWeights(),
@@ -206,7 +296,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     classes, sizes, ...) goes into every checkpoint. `evaluate_fn(model)` returns metrics.
     `loader.sampler` needs `set_epoch`; a `ResumableSampler` lets a mid-epoch resume skip the
     done steps without decoding them. `should_stop()` returns a reason (e.g. "SIGTERM") to
-    stop after the current step, or None.
+    stop after the current step, or None. Each step is `train_step`.
     """
     if keep_checkpoints < 0:
         raise ValueError(f"keep_checkpoints must be >= 0 (0 keeps only {LATEST}), got "
@@ -218,49 +308,16 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     world = dist_utils.world_size()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    state = TrainState()
     ckpt_path = out_dir / LATEST
     metrics_path = out_dir / "metrics.jsonl"
     global_batch = loader.batch_size * world
-    partial = None
     if loader.generator is None:
         # Loader iterators draw their worker seed from this generator instead of the global
         # torch RNG, so that RNG (dropout) is a function of the steps taken, which resume needs.
         loader.generator = torch.Generator().manual_seed(0)
-    found = find_resume_checkpoint(out_dir, log=log if is_main else _quiet) if resume else None
-    if found is not None:
-        ckpt, path = found
-        core.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if "scaler" in ckpt:
-            scaler.load_state_dict(ckpt["scaler"])
-        state = TrainState(ckpt["epoch"], ckpt["step"], list(ckpt.get("history", [])),
-                           ckpt.get("epoch_step", 0))
-        if state.epoch_step:
-            if ckpt.get("global_batch", global_batch) != global_batch:
-                raise ValueError(
-                    f"{path} was saved {state.epoch_step} steps into epoch {state.epoch + 1} "
-                    f"with a global batch of {ckpt['global_batch']} videos, but this run has "
-                    f"{loader.batch_size} x {world} processes = {global_batch}; resume with the "
-                    f"same global batch, or delete {path} to resume from the last epoch end")
-            if is_main:  # the saved sums are over all processes already
-                partial = {**_zero_sums(), **ckpt.get("partial", {})}
-        if "rng" in ckpt:
-            _set_rng_state(ckpt["rng"], device)
-        where = (f"{state.epoch_step} steps into epoch {state.epoch + 1}" if state.epoch_step
-                 else f"after epoch {state.epoch}")
-        if is_main:
-            log(f"resumed from {path} {where}")
-            _rewrite_jsonl(metrics_path, state.history)  # drop lines newer than the checkpoint
-    elif is_main:
-        if resume:
-            log(f"--resume: no readable checkpoint in {out_dir}; starting from scratch")
-        elif ckpt_path.is_file() or epoch_checkpoints(out_dir):
-            log(f"warning: {out_dir} holds checkpoints of an earlier run; starting a new run "
-                f"that replaces them (use --resume to continue that run instead)")
-            prune_epoch_checkpoints(out_dir, 0)
-        _rewrite_jsonl(metrics_path, [])
+    state, partial = _resume(out_dir, resume=resume, core=core, optimizer=optimizer,
+                             scheduler=scheduler, scaler=scaler, device=device,
+                             global_batch=global_batch, batch_size=loader.batch_size, log=log)
     if teacher is not None:
         set_teacher_mode(teacher, teacher_bn)
     kill_at = int(os.environ.get(_KILL_AT_STEP, "0") or 0)
@@ -328,47 +385,24 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                 sums["seconds"] += time.perf_counter() - start
                 raise interrupt(reason, sums, done, epoch) from None
             skipped += [s for s in batch["skipped"] if s]
-            views = [v.to(device, non_blocking=True) for v in batch["views"]]
-            labels = batch["label"].to(device)
-            with autocast(device, amp_dtype):
-                if teacher is not None:
-                    parts = distill_loss(model, teacher, views[1], views[0], labels,
-                                         weights=kd_weights)
-                else:
-                    logits = model(views[0])
-                    ce = classification_loss(logits, labels)
-                    parts = {"loss": ce, "ce": ce.detach(), "logits": logits.detach()}
-            loss = parts["loss"]
-            if not torch.isfinite(loss):
+            try:
+                parts = train_step(model, batch, optimizer=optimizer, device=device,
+                                   amp_dtype=amp_dtype, teacher=teacher, kd_weights=kd_weights,
+                                   grad_clip=grad_clip, scaler=scaler)
+            except NonFiniteLossError as e:
                 have = (f"The last good checkpoint is {ckpt_path} (epoch {state.epoch}), "
                         f"untouched" if state.epoch or ckpt_path.is_file()
                         else "No checkpoint was written yet")
                 raise NonFiniteLossError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {done + 1} of "
-                    f"{len(loader)} (global step {state.step + 1}); stopped before updating "
-                    f"the weights. {have}. Lower optim.lr (or set optim.grad_clip), or check the "
-                    f"data.")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(core.parameters(), grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+                    f"{e} at epoch {epoch + 1}, step {done + 1} of {len(loader)} (global step "
+                    f"{state.step + 1}); stopped before updating the weights. {have}. Lower "
+                    f"optim.lr (or set optim.grad_clip), or check the data.") from None
             scheduler.step()
             state.step += 1
             done += 1
-            n = labels.shape[0]
-            sums["clips"] += n
-            sums["loss"] += loss.item() * n
-            sums["ce"] += parts["ce"].item() * n
-            for name in parts:  # "kd" (weighted total) and each term ("feature_kd", ...)
-                if name.endswith("kd"):
-                    sums[name] = sums.get(name, 0.0) + parts[name].item() * n
-            sums["correct"] += top1_hits(parts["logits"], labels).item()
-            sums["skipped"] += sum(1 for s in batch["skipped"] if s)
+            _add_step(sums, parts, batch["label"], batch["skipped"])
             bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{parts['loss'].item():.3f}")
             if state.step == kill_at:
                 os.kill(os.getpid(), kill_signal)
             reason = stop_requested()
@@ -379,17 +413,9 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
         sums["seconds"] += time.perf_counter() - start
         state.epoch_step = 0
         totals = dist_utils.all_reduce_sums(sums, device)
-        seconds = totals["seconds"] / world
-        clips = max(1, totals["clips"])
-        rss_mb, peak_rss_mb = memory_mb()
-        record = {"epoch": epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"],
-                  "loss": totals["loss"] / clips, "ce": totals["ce"] / clips,
-                  "train_top1": 100 * totals["correct"] / clips,
-                  "clips_per_s": totals["clips"] / max(seconds, 1e-9), "seconds": seconds,
-                  "skipped": int(totals["skipped"]), "rss_mb": round(rss_mb, 1),
-                  "peak_rss_mb": round(peak_rss_mb, 1)}
-        if teacher is not None:  # "kd": the weighted KD total; "*_kd": each term, unweighted
-            record.update({k: v / clips for k, v in totals.items() if k.endswith("kd")})
+        record = _epoch_record(totals, epoch=epoch + 1, step=state.step,
+                               lr=optimizer.param_groups[0]["lr"], world=world,
+                               distilled=teacher is not None)
         if skipped and is_main:
             log(f"epoch {epoch + 1}: skipped {int(totals['skipped'])} undecodable video(s), "
                 f"replaced by other samples: " + "; ".join(s.split("\t")[0] for s in skipped[:5]))
@@ -401,13 +427,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
         if is_main:
             _write_jsonl(metrics_path, record)
             _save_epoch(payload(), out_dir, state.epoch, keep_checkpoints)
-            msg = (f"epoch {epoch + 1}/{epochs}  loss {record['loss']:.4f}  ce {record['ce']:.4f}"
-                   + (f"  kd {record['kd']:.5f}" if "kd" in record else "")
-                   + f"  train top-1 {record['train_top1']:.1f}%"
-                   + f"  {record['clips_per_s']:.1f} clips/s")
-            if "val" in record:
-                msg += f"  val top-1 {record['val']['top1']:.2f}%"
-            log(msg)
+            log(_epoch_line(record, epochs))
         if not last:
             reason = stop_requested()
             if reason is not None:  # the epoch's checkpoint is the position
@@ -423,6 +443,14 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             raise CheckpointWriteError(f"training finished but {e}; {ckpt_path} holds the "
                                        f"final weights too") from e
     return state
+
+
+def _epoch_line(record: dict, epochs: int) -> str:
+    return (f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  ce {record['ce']:.4f}"
+            + (f"  kd {record['kd']:.5f}" if "kd" in record else "")
+            + f"  train top-1 {record['train_top1']:.1f}%"
+            + f"  {record['clips_per_s']:.1f} clips/s"
+            + (f"  val top-1 {record['val']['top1']:.2f}%" if "val" in record else ""))
 
 
 def _save_epoch(payload: dict, out_dir: Path, epoch: int, keep: int) -> None:

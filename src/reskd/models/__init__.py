@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from reskd.models.base import read_state_dict
 from reskd.models.resnet import TORCHVISION_RESNETS, ResNetTrunk
 from reskd.models.slowonly import SLOWONLY_DEPTHS, inflate_from_2d, slowonly
 from reskd.models.swin import SWIN_ARCHS, load_swin_weights, video_swin
@@ -18,6 +19,70 @@ from reskd.models.tsn import TSN
 
 TSM_ARCHS = tuple(f"tsm_{name}" for name in TORCHVISION_RESNETS)
 ARCHS = (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS, *SLOWONLY_DEPTHS, *SWIN_ARCHS)
+
+# The structural options of `build_model` and their defaults (= the config's `model.*` defaults).
+STRUCTURAL_DEFAULTS: dict[str, object] = {
+    "block": "basic", "layers": (1, 1, 1, 1), "widths": (64, 128, 256, 512), "stem": "imagenet",
+    "strides": (1, 2, 2, 2)}
+
+# arch -> (what it is, the structural options it uses). Any other structural option is fixed by
+# the arch, so `build_model` rejects a non-default value for it instead of silently ignoring it.
+ARCH_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{a: ("a torchvision ResNet", ("strides",)) for a in TORCHVISION_RESNETS},
+    "resnet50s": ("the paper's R50-S: a torchvision ResNet-50 with strides fixed at (1, 1, 2, 2)",
+                  ()),
+    "resnet": ("a ResNet built from block/layers/widths/stem/strides", tuple(STRUCTURAL_DEFAULTS)),
+    **{a: ("TSM over a torchvision ResNet", ("strides",)) for a in TSM_ARCHS},
+    **{a: ("SlowOnly, a fixed mmaction2 layout", ()) for a in SLOWONLY_DEPTHS},
+    **{a: ("Video Swin, a fixed torchvision layout", ()) for a in SWIN_ARCHS},
+}
+
+
+def _as_value(value: object) -> object:
+    """Lists and tuples compare by value: configs give lists, Python callers tuples."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _shown(value: object) -> str:
+    """A value as a config override writes it: sequences as lists, strings quoted."""
+    return repr(list(value)) if isinstance(value, (list, tuple)) else repr(value)
+
+
+def ignored_options(arch: str, options: dict) -> list[str]:
+    """The structural options in `options` that `arch` does not use but that differ from the
+    default, i.e. those that would silently have no effect."""
+    used = ARCH_OPTIONS[arch][1]
+    return [name for name, default in STRUCTURAL_DEFAULTS.items()
+            if name in options and name not in used and _as_value(options[name]) != default]
+
+
+def check_options(arch: str, options: dict) -> None:
+    """Raises ValueError naming each option in `options` that `arch` ignores (see
+    `ignored_options`) as its config key, with the archs that use it and the fix."""
+    problems = []
+    for name in ignored_options(arch, options):
+        users = [a for a, (_, used) in ARCH_OPTIONS.items() if name in used]
+        other = "arch 'resnet'" if users == ["resnet"] else "one of those archs"
+        problems.append(f"model.{name}={_shown(options[name])} has no effect on arch {arch!r} "
+                        f"({ARCH_OPTIONS[arch][0]}); it is used by: {', '.join(users)}. "
+                        f"Remove it from the config (default "
+                        f"{_shown(STRUCTURAL_DEFAULTS[name])}), or use {other}.")
+    if problems:
+        raise ValueError(" ".join(problems))
+
+
+def drop_ignored_options(kwargs: dict) -> dict:
+    """A copy of build_model keyword options (a checkpoint's "model_kwargs") with the structural
+    options its arch ignores reset to their defaults: checkpoints written before build_model
+    rejected them still load, and the model is the one they were trained with."""
+    out = dict(kwargs)
+    arch = out.get("arch")
+    if arch not in ARCH_OPTIONS:
+        return out  # build_model reports the unknown arch
+    for name in ignored_options(arch, out):
+        default = STRUCTURAL_DEFAULTS[name]
+        out[name] = list(default) if isinstance(out[name], list) else default
+    return out
 
 
 def build_model(arch: str, *, num_classes: int, block: str = "basic",
@@ -33,10 +98,18 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     - SlowOnly: slowonly_r50 (SlowOnly-R50 8x8, mmaction2 layout);
     - Video Swin: swin3d_t / swin3d_s / swin3d_b (torchvision).
 
+    The structural options block/layers/widths/stem/strides apply only where `ARCH_OPTIONS`
+    says so; a non-default value for an arch that fixes it raises ValueError rather than being
+    silently ignored (`drop_ignored_options` cleans old checkpoints' kwargs).
+
     `pretrained`: "" (random init), "imagenet" (torchvision's weights API, downloads once into
     the torch hub cache; ResNets, TSM, and SlowOnly by inflation) or a path: a torchvision-layout
     ResNet state dict (ResNets, TSM; SlowOnly inflates it) or a torchvision swin3d state dict.
     """
+    if arch not in ARCH_OPTIONS:
+        raise ValueError(f"unknown model.arch {arch!r}; valid: {', '.join(ARCHS)}")
+    check_options(arch, {"block": block, "layers": layers, "widths": widths, "stem": stem,
+                         "strides": strides})
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     if arch in TSM_ARCHS:
@@ -62,10 +135,8 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     elif arch == "resnet50s":
         block, layers = TORCHVISION_RESNETS["resnet50"]
         trunk = ResNetTrunk(block=block, layers=layers, stem="imagenet", strides=(1, 1, 2, 2))
-    elif arch == "resnet":
+    else:  # "resnet"
         trunk = ResNetTrunk(block=block, layers=layers, widths=widths, stem=stem, strides=strides)
-    else:
-        raise ValueError(f"unknown model.arch {arch!r}; valid: {', '.join(ARCHS)}")
     if pretrained:
         load_backbone_weights(trunk, pretrained, arch)
     return TSN(trunk, trunk.out_channels, num_classes, dropout)
@@ -93,11 +164,23 @@ def read_resnet_state_dict(pretrained: str, name: str) -> dict[str, torch.Tensor
                              f"({', '.join(TORCHVISION_RESNETS)}), got {name!r}")
         weights = torchvision.models.get_model_weights(name).DEFAULT
         return weights.get_state_dict(progress=True)
-    path = Path(pretrained)
-    if not path.is_file():
-        raise FileNotFoundError(f"model.pretrained: no such file {path} (give 'imagenet' or "
-                                f"a path to a torchvision ResNet state dict)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    return state
+    return read_state_dict(pretrained, "'imagenet' or a path to a torchvision ResNet state dict")
+
+
+def build_from_kwargs(kwargs: dict, pretrained: str = "") -> nn.Module:
+    """`build_model` from the keyword dict a checkpoint stores ("model_kwargs", lists as YAML
+    and JSON write them); options its arch ignores, which checkpoints made before options were
+    strict may hold, are reset to their defaults (`drop_ignored_options`)."""
+    k = drop_ignored_options(kwargs)
+    k = {key: tuple(v) if isinstance(v, list) else v for key, v in k.items()}
+    return build_model(**k, pretrained=pretrained)
+
+
+def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+    """(model, checkpoint) from any reskd checkpoint; the model is on CPU in eval mode."""
+    from reskd.engine.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = build_from_kwargs(ckpt["model_kwargs"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt

@@ -10,8 +10,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+
+def read_state_dict(path: str | Path, expected: str) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (`model.pretrained`): a plain state dict, or one wrapped
+    under "state_dict" as many training tools save it; `expected` says what the file should be
+    in the error for a missing one."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"model.pretrained: no such file {file} (give {expected})")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    return state
 
 
 class VideoClassifier(nn.Module):

@@ -13,12 +13,11 @@ other names and are not converted here.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from reskd.models.base import VideoClassifier
+from reskd.models.base import VideoClassifier, read_state_dict
 
 SWIN_ARCHS = ("swin3d_t", "swin3d_s", "swin3d_b")
 
@@ -61,13 +60,8 @@ def video_swin(arch: str = "swin3d_s", *, num_classes: int, dropout: float = 0.5
 def load_swin_weights(model: VideoSwin, path: str) -> None:
     """Loads a torchvision-layout swin3d state dict file; its head is used only if it has
     the model's class count (else dropped: new classes)."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"model.pretrained: no such file {file} (give a path to a "
-                                f"torchvision swin3d state dict saved with torch.save)")
-    state = torch.load(file, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    state = read_state_dict(path, "a path to a torchvision swin3d state dict saved with "
+                                  "torch.save")
     head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
     body = {k: v for k, v in state.items() if not k.startswith("head.")}
     try:

@@ -1,0 +1,422 @@
+"""Runs: the one place where a whole `Config` meets the library.
+
+Every function here takes a resolved `Config` and turns it into the explicit arguments of the
+library below it (datasets, models, the teacher, the trainer, the evaluator): `run_train`
+(reskd train / distill), `run_test` (reskd test), and their building blocks. The CLI, the demo,
+the studies and the sweep call these; nothing below this module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from reskd.config import Config, ConfigError, save_config, to_dict
+from reskd.efficiency import flops
+from reskd.models import build_from_kwargs, load_model_checkpoint
+
+
+
+def read_classes_for(cfg: Config) -> list[str]:
+    from reskd.data.formats import read_classes
+
+    if cfg.data.classes:
+        return read_classes(Path(cfg.data.root) / cfg.data.classes
+                            if not Path(cfg.data.classes).is_absolute() else cfg.data.classes)
+    if cfg.model.num_classes < 1:
+        raise ConfigError("set data.classes (a class-name file) or model.num_classes")
+    return [str(i) for i in range(cfg.model.num_classes)]
+
+
+def _list_path(cfg: Config, name: str) -> Path:
+    path = Path(getattr(cfg.data, name))
+    if not str(path):
+        raise ConfigError(f"data.{name} is empty; set it to an annotation list")
+    return path if path.is_absolute() else Path(cfg.data.root) / path
+
+
+def model_kwargs(cfg: Config, num_classes: int) -> dict:
+    m = cfg.model
+    return {"arch": m.arch, "num_classes": num_classes, "block": m.block, "layers": list(m.layers),
+            "widths": list(m.widths), "stem": m.stem, "strides": list(m.strides),
+            "dropout": m.dropout, "num_segments": cfg.data.clip_len or cfg.data.num_segments}
+
+
+def kd_weights(cfg: Config):
+    from reskd.distill.distiller import KDWeights
+
+    k = cfg.distill
+    return KDWeights(feature=k.alpha, clip=k.clip_kd, frame=k.frame_kd,
+                     pixel_logit=k.pixel_logit_kd, temperature=k.temperature,
+                     pixel_logit_reduction=k.pixel_logit_reduction)
+
+
+def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, ...],
+                 num_classes: int, crop_size: int = 0, log=print):
+    """The dataset of one annotation list; missing files are an error unless data.skip_missing.
+
+    Views of `sizes` are shrunk from one crop of `crop_size` (0: sizes[0]) with data.shrink.
+
+    Paths must stay under data.root unless data.allow_outside_root; entries named in the
+    data.exclude file (e.g. from `reskd data check --out`) are left out and counted.
+    """
+    import posixpath
+
+    from reskd.data.check import paths_outside_root, read_exclusion_list
+    from reskd.data.datasets import VideoDataset, missing_files
+    from reskd.data.formats import read_list
+    from reskd.data.sampling import Sampling
+    from reskd.data.transforms import ViewSpec
+
+    d = cfg.data
+    path = _list_path(cfg, list_name)
+    entries = read_list(path, format=d.format, num_classes=num_classes)
+    outside = [] if d.allow_outside_root else paths_outside_root([e.path for e in entries])
+    if outside:
+        raise ValueError(
+            f"{len(outside)} of {len(entries)} entries of {path} point outside data.root="
+            f"{d.root!r} (first: {', '.join(outside[:3])}); list paths must be relative to the "
+            f"data root and stay inside it. Set data.allow_outside_root=true if that is intended.")
+    if d.exclude:
+        exclude = Path(d.exclude) if Path(d.exclude).is_absolute() else Path(d.root) / d.exclude
+        excluded = read_exclusion_list(exclude)
+        kept = [e for e in entries if posixpath.normpath(e.path) not in excluded]
+        if len(kept) < len(entries):
+            log(f"leaving out {len(entries) - len(kept)} of {len(entries)} entries of {path} "
+                f"listed in data.exclude={exclude}")
+        entries = kept
+    missing = missing_files(entries, d.root, d.format)
+    if missing:
+        head = ", ".join(missing[:3])
+        if not d.skip_missing:
+            raise FileNotFoundError(
+                f"{len(missing)} of {len(entries)} entries of {path} do not exist under data.root="
+                f"{d.root!r} (first: {head}). Fix data.root, or set data.skip_missing=true to "
+                f"leave them out.")
+        log(f"warning: leaving out {len(missing)} missing entries of {path} (first: {head})")
+        gone = set(missing)
+        entries = [e for e in entries if e.path not in gone]
+    views = ViewSpec(sizes=sizes, crop_size=crop_size, shrink=d.shrink,
+                     short_side_ratio=d.short_side_ratio, scales=d.crop_scales, flip=d.flip,
+                     mean=d.mean, std=d.std, downsample_to=d.downsample_to)
+    sampling = Sampling(d.num_segments, d.clip_len, d.frame_interval)
+    return VideoDataset(entries, d.root, sampling=sampling, views=views, train=train,
+                        num_classes=num_classes, format=d.format, frame_template=d.frame_template,
+                        multi_label=d.multi_label, test_clips=d.test_clips,
+                        test_crops=d.test_crops, seed=cfg.runtime.seed,
+                        cache_decoded=d.cache_decoded, multi_label_loss=d.multi_label_loss)
+
+
+def make_train_loader(cfg: Config, dataset):
+    """The training loader of this process, as `reskd train` / `distill` read it: a shuffled
+    shard per process (seed runtime.seed), whole batches, resumable mid-epoch."""
+    from reskd.data.datasets import make_loader
+    from reskd.data.samplers import training_sampler
+    from reskd.engine import distributed as dist_utils
+
+    sampler = training_sampler(dataset, rank=dist_utils.rank(), world=dist_utils.world_size(),
+                               seed=cfg.runtime.seed)
+    return make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
+                       sampler=sampler, drop_last=True)
+
+
+def make_test_loader(cfg: Config, dataset):
+    """The test loader of this process: its shard of the list, every video exactly once over
+    all processes."""
+    from reskd.data.datasets import make_loader
+    from reskd.data.samplers import ShardSampler
+    from reskd.engine import distributed as dist_utils
+
+    return make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
+                       sampler=ShardSampler(len(dataset), dist_utils.rank(),
+                                            dist_utils.world_size()))
+
+
+def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None,
+                       views: dict) -> dict:
+    """What a checkpoint carries besides weights; `views` is the test-view recipe
+    (`ViewSpec.record()`), followed by test, predict and the analysis commands."""
+    d = cfg.data
+    return {"config": to_dict(cfg), "classes": classes, "model_kwargs": kwargs, "size": d.size,
+            "views": views, "test_average": d.test_average,
+            "frames": d.clip_len or d.num_segments,
+            "sampling": {"num_segments": d.num_segments, "clip_len": d.clip_len,
+                         "frame_interval": d.frame_interval, "test_clips": d.test_clips,
+                         "test_crops": d.test_crops, "short_side_ratio": d.short_side_ratio},
+            "mean": list(d.mean), "std": list(d.std), "gmacs": gmacs}
+
+
+def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print):
+    """The frozen teacher and its input size; mismatches with the config are errors naming both.
+
+    The teacher's views in distillation are the crop of data.crop_size (0: the teacher's size)
+    shrunk with data.shrink; when that is not how its own training views were made, says so."""
+    from reskd.distill.distiller import freeze
+
+    if not cfg.distill.teacher:
+        raise ConfigError("distill.teacher is empty: give the checkpoint of a teacher trained "
+                          "with `reskd train` (e.g. --set distill.teacher=runs/teacher/model.pt)")
+    teacher, ckpt = load_model_checkpoint(cfg.distill.teacher)
+    t_classes = ckpt["model_kwargs"]["num_classes"]
+    if t_classes != num_classes:
+        raise ValueError(f"teacher {cfg.distill.teacher} has {t_classes} classes but this config "
+                         f"has {num_classes}; distil on the dataset the teacher was trained on")
+    t_frames, s_frames = ckpt["frames"], cfg.data.clip_len or cfg.data.num_segments
+    if t_frames != s_frames:
+        raise ValueError(f"teacher {cfg.distill.teacher} was trained on {t_frames} frames per "
+                         f"clip but the student config uses {s_frames}; they must see the same "
+                         f"frames")
+    with torch.device("meta"):
+        student_channels = build_from_kwargs(student_kwargs).feature_channels
+    if cfg.distill.alpha > 0 and teacher.feature_channels != student_channels:
+        raise ValueError(
+            f"teacher {ckpt['model_kwargs']['arch']} has {teacher.feature_channels} feature "
+            f"channels but student {student_kwargs['arch']} has {student_channels}; feature KD "
+            f"needs equal channel counts: use a teacher of the same width, or pixel-level "
+            f"logit KD (--set distill.alpha=0 --set distill.pixel_logit_kd=500)")
+    size = cfg.distill.teacher_size or ckpt["size"]
+    crop = cfg.data.crop_size or size
+    if "views" in ckpt and size == ckpt["views"]["size"]:
+        own = ckpt["views"]
+        if (own["crop_size"], own["shrink"] if own["crop_size"] > size else "") != (
+                crop, cfg.data.shrink if crop > size else ""):
+            log(f"note: teacher {cfg.distill.teacher} was trained on views shrunk from a "
+                f"{own['crop_size']} px crop ({own['shrink']}); here it sees a {crop} px crop "
+                f"shrunk to {size} px ({cfg.data.shrink}). Set data.crop_size / data.shrink to "
+                f"match if that is not intended.")
+    return freeze(teacher), size
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
+              should_stop=None) -> dict:
+    """Trains (or distils) per `cfg`, tests the final model on data.val_list when set.
+
+    Under torchrun, data.batch_size is per process and optim.lr is for the global batch
+    (batch_size x processes): scale lr linearly with it (see reskd.engine.distributed).
+    `should_stop()` -> reason or None is polled after every step (the CLI wires signals to it).
+
+    Returns {"out": run folder, "model": path of model.pt, "val": metrics or {}}.
+    """
+    from reskd.engine import distributed as dist_utils
+    from reskd.engine.evaluate import evaluate
+    from reskd.engine.runtime import (autocast_dtype, pick_device, precision_name, prepare_model,
+                                      share_cpu_with_workers)
+    from reskd.engine.train import make_optimizer, make_schedule, train
+
+    r, o = cfg.runtime, cfg.optim
+    device = pick_device(r.device)
+    distributed = dist_utils.init(device)
+    torch.manual_seed(r.seed)
+    out = Path(r.out)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = read_classes_for(cfg)
+    num_classes = cfg.model.num_classes or len(classes)
+    if cfg.model.num_classes and cfg.model.num_classes != len(classes) and cfg.data.classes:
+        raise ConfigError(f"model.num_classes={cfg.model.num_classes} but {cfg.data.classes} "
+                          f"lists {len(classes)} classes; set one to match the other")
+    kwargs = model_kwargs(cfg, num_classes)
+    teacher, sizes = None, (cfg.data.size,)
+    if distill:
+        teacher, teacher_size = load_teacher(cfg, num_classes, kwargs, log=log)
+        sizes = (teacher_size, cfg.data.size)
+        if teacher_size < cfg.data.size:
+            raise ConfigError(f"teacher size {teacher_size} is below the student size "
+                              f"{cfg.data.size}; ResKD distils from high to low resolution")
+    crop_size = cfg.data.crop_size or sizes[0]
+    if crop_size < sizes[0]:
+        raise ConfigError(f"data.crop_size={crop_size} is below the teacher size {sizes[0]}: "
+                          f"the teacher's and student's views are shrunk from that crop; set "
+                          f"data.crop_size=0 (the teacher's size) or at least {sizes[0]}")
+    model = build_from_kwargs(kwargs, pretrained=cfg.model.pretrained)
+    gmacs = flops.gmacs_per_video(model, cfg.data.clip_len or cfg.data.num_segments, cfg.data.size,
+                            cfg.data.test_clips * cfg.data.test_crops)
+    train_set = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
+                             crop_size=crop_size, log=log)
+    context = checkpoint_context(cfg, classes, kwargs, gmacs, train_set.views.record())
+    if dist_utils.is_main():
+        save_config(cfg, out / "config.yaml")
+    amp = autocast_dtype(r.precision, device)
+    model = prepare_model(model, device, r.channels_last)
+    if teacher is not None:
+        teacher = prepare_model(teacher, device, r.channels_last)
+    loader = make_train_loader(cfg, train_set)
+    share_cpu_with_workers(device, loader.num_workers)
+    if len(loader) == 0:
+        raise ConfigError(f"the training list has {len(train_set)} videos, fewer than one batch "
+                          f"of data.batch_size={cfg.data.batch_size} per process")
+    train_model = model
+    if distributed:
+        if cfg.runtime.sync_bn:  # batch statistics over the global batch, teacher's too
+            train_model = dist_utils.convert_sync_batchnorm(train_model, device)
+            if teacher is not None and cfg.distill.teacher_bn == "train":
+                teacher = dist_utils.convert_sync_batchnorm(teacher, device)
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(model.parameters(), optimizer=o.optimizer, lr=o.lr,
+                               momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    schedule = make_schedule(schedule=o.schedule, epochs=o.epochs, steps_per_epoch=len(loader),
+                             warmup_epochs=o.warmup_epochs)
+    evaluate_fn = None
+    if cfg.data.val_list:
+        val_set = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
+                               num_classes=num_classes, crop_size=crop_size, log=log)
+        val_loader = make_test_loader(cfg, val_set)
+
+        def evaluate_fn(m):
+            return evaluate(m, val_loader, device=device, amp_dtype=amp,
+                            multi_label=cfg.data.multi_label, average=cfg.data.test_average,
+                            progress=r.progress)
+
+    if cfg.data.cache_decoded:
+        from reskd.data.datasets import prefetch_decoded
+
+        sets = [train_set] + ([val_set] if cfg.data.val_list else [])
+        start = time.perf_counter()
+        count = prefetch_decoded(sets, workers=os.cpu_count() or 1)
+        if count:
+            log(f"decoded {count} videos into memory in {time.perf_counter() - start:.0f} s "
+                f"(data.cache_decoded)")
+    if dist_utils.is_main():
+        what = "distilling" if distill else "training"
+        log(f"{what} {cfg.model.arch} at {cfg.data.size}px"
+            + (f" from a {sizes[0]}px teacher" if distill else "")
+            + f" on {len(train_set)} videos, {o.epochs} epochs, {device}, "
+              f"{precision_name(amp)}{', channels_last' if r.channels_last else ''}; "
+              f"{gmacs:.3f} GMACs per video; run folder {out}")
+    state = train(model=train_model, loader=loader, optimizer=optimizer, schedule=schedule,
+                  epochs=o.epochs, device=device, amp_dtype=amp, out_dir=out, context=context,
+                  teacher=teacher, kd_weights=kd_weights(cfg), teacher_bn=cfg.distill.teacher_bn,
+                  grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
+                  val_every=r.val_every, keep_checkpoints=r.keep_checkpoints,
+                  should_stop=should_stop, progress=r.progress, log=log)
+    val = state.history[-1].get("val", {}) if state.history else {}
+    return {"out": str(out), "model": str(out / "model.pt"), "val": val}
+
+
+def with_checkpoint_views(cfg: Config, ckpt: dict, path: str | Path = "checkpoint",
+                       log=print) -> Config:
+    """`cfg` with the data keys that make test views replaced by the checkpoint's recipe (the
+    views it was trained on); a key the config sets otherwise is named in a note."""
+    import copy
+
+    from reskd.data.transforms import checkpoint_views
+
+    v = checkpoint_views(ckpt, path)
+    cfg = copy.deepcopy(cfg)
+    d = cfg.data
+    recipe = {"size": v.sizes[0], "crop_size": v.crop_size, "shrink": v.shrink,
+              "short_side_ratio": v.short_side_ratio, "downsample_to": v.downsample_to,
+              "mean": tuple(v.mean), "std": tuple(v.std)}
+    differ = [f"data.{k}={getattr(d, k)!r}" for k, value in recipe.items()
+              if getattr(d, k) != value and not (k == "crop_size" and d.crop_size == 0)
+              and not (k == "shrink" and v.crop_size == v.sizes[0])]
+    if differ:
+        log(f"note: testing {path} on the views it was trained on ({v.sizes[0]} px shrunk from a "
+            f"{v.crop_size} px crop, {v.shrink}); the config's {', '.join(differ)} is not used")
+    for key, value in recipe.items():
+        setattr(d, key, value)
+    return cfg
+
+
+def run_test(cfg: Config, checkpoint: str | Path, *, log=print, scores: bool = False) -> dict:
+    """Multi-view test of a checkpoint on data.val_list, on views made as its training views
+    were (the checkpoint's recipe: size, crop, shrink); clips, crops and averaging from `cfg`.
+    `scores`: the result also holds every video's scores (see `evaluate`)."""
+    from reskd.engine import distributed as dist_utils
+    from reskd.engine.evaluate import evaluate
+    from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
+
+    device = pick_device(cfg.runtime.device)
+    dist_utils.init(device)
+    model, ckpt = load_model_checkpoint(checkpoint)
+    classes = ckpt["classes"]
+    cfg = with_checkpoint_views(cfg, ckpt, checkpoint, log=log if dist_utils.is_main() else _quiet)
+    dataset = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
+                           num_classes=len(classes), crop_size=cfg.data.crop_size, log=log)
+    loader = make_test_loader(cfg, dataset)
+    model = prepare_model(model, device, cfg.runtime.channels_last, inference=True)
+    amp = autocast_dtype(cfg.runtime.precision, device)
+    result = evaluate(model, loader, device=device, amp_dtype=amp,
+                      multi_label=cfg.data.multi_label, average=cfg.data.test_average,
+                      progress=cfg.runtime.progress, return_scores=scores)
+    result["videos_per_s"] = result["num_videos"] / max(result["seconds"], 1e-9)
+    result["size"] = cfg.data.size
+    result["crop_size"], result["shrink"] = cfg.data.crop_size, cfg.data.shrink
+    result["views"] = cfg.data.test_clips * cfg.data.test_crops
+    return result
+
+
+def _quiet(*_) -> None:
+    pass
+
+
+def format_test(result: dict) -> str:
+    lines = [f"videos: {result['num_videos']}  failed: {len(result['failed'])}  "
+             f"views per video: {result['views']}  size: {result['size']}"
+             + (f" (shrunk from a {result['crop_size']} px crop, {result['shrink']})"
+                if result["crop_size"] > result["size"] else ""),
+             f"top-1: {result['top1']:.2f}%  top-5: {result['top5']:.2f}%  "
+             f"mean class accuracy: {result['mean_class_acc']:.2f}%"]
+    if "mAP" in result:
+        lines.append(f"mAP: {result['mAP']:.2f}%")
+    for f in result["failed"][:20]:
+        lines.append(f"failed: {f}")
+    return "\n".join(lines)
+
+
+class StopOnSignals:
+    """While active, SIGINT / SIGTERM ask the trainer to finish its step, save and exit; a
+    second SIGINT stops at once (KeyboardInterrupt). Forked loader workers ignore both (the
+    trainer stops them); other forked children, such as a process pool's, die on SIGTERM."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self._old: dict = {}
+        self._pid = os.getpid()
+
+    def __call__(self) -> str | None:
+        return self.reason
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+
+        if os.getpid() != self._pid:  # a forked child inherited this handler
+            from torch.utils.data import get_worker_info
+
+            if signum == signal.SIGTERM and get_worker_info() is None:
+                # not a loader worker (e.g. a multiprocessing pool's, which Pool.terminate()
+                # stops with SIGTERM): die as without this handler
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return  # a loader worker: ignore, the trainer decides when to stop
+        name = signal.Signals(signum).name
+        if self.reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.reason = name
+        if os.environ.get("RANK", "0") == "0":  # torchrun signals every process
+            print(f"reskd: {name} received: finishing the current step, then saving a "
+                  f"checkpoint (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._pid = os.getpid()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)

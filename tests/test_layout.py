@@ -1,0 +1,113 @@
+"""The package's layers, read from the source with `ast`: lower layers never import higher
+ones, nothing but `__main__` imports the CLI, and the import graph has no cycle (lazy imports
+inside functions count: they are real dependencies)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+# Lowest first; a module may import its own layer and the ones below (README, "How the code
+# is laid out"). A name ending in "." is a package: it and
+# everything in it.
+LAYERS = [
+    ["reskd", "reskd.config", "reskd.metrics", "reskd.engine.checkpoint"],
+    ["reskd.data.", "reskd.models.", "reskd.distill."],
+    ["reskd.engine.runtime", "reskd.engine.distributed", "reskd.efficiency.flops"],
+    ["reskd.engine.train", "reskd.engine.evaluate", "reskd.engine", "reskd.efficiency",
+     "reskd.efficiency.benchmark", "reskd.predict", "reskd.export", "reskd.analysis."],
+    ["reskd.runs"],
+    ["reskd.demo", "reskd.studies", "reskd.efficiency.sweep"],
+    ["reskd.cli"],
+    ["reskd.__main__"],
+]
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in (SRC / "reskd").rglob("*.py"):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules it imports anywhere in its source."""
+    mods = modules()
+    graph = {}
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base
+                           for a in node.names]
+            else:
+                continue
+            deps |= {t for t in targets if t in mods and t != name}
+        graph[name] = deps
+    return graph
+
+
+def layer_of(module: str) -> int:
+    for rank, layer in enumerate(LAYERS):
+        if any(module == m or (m.endswith(".") and (module + ".").startswith(m)) for m in layer):
+            return rank
+    raise AssertionError(f"{module} is in no layer of LAYERS: add it there and to the README")
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones():
+    graph = import_graph()
+    upward = [f"{m} (layer {layer_of(m)}) imports {d} (layer {layer_of(d)})"
+              for m, deps in sorted(graph.items()) for d in sorted(deps)
+              if layer_of(d) > layer_of(m)]
+    assert upward == []
+
+
+def test_only_main_imports_the_cli():
+    graph = import_graph()
+    assert sorted(m for m, deps in graph.items() if "reskd.cli" in deps) == ["reskd.__main__"]
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = import_graph()
+    state: dict[str, str] = {}  # "open" while on the path, "done" after
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for dep in sorted(graph[module]):
+            if state.get(dep) == "open":
+                return path + [module, dep]
+            if dep not in state:
+                cycle = visit(dep, path + [module])
+                if cycle:
+                    return cycle
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module, [])
+            assert cycle is None, " -> ".join(cycle[cycle.index(cycle[-1]):])
+
+
+def test_the_graph_reader_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
+    """The checks above are not vacuous: a function-level import and a cycle are found."""
+    pkg = tmp_path / "reskd"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from reskd.b import g\n")
+    (pkg / "b.py").write_text("from . import a\n")
+    monkeypatch.setattr(__import__(__name__), "SRC", tmp_path)
+    graph = import_graph()
+    assert graph["reskd.a"] == {"reskd.b"} and graph["reskd.b"] == {"reskd.a"}
