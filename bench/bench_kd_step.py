@@ -4,8 +4,8 @@ Run: .venv/bin/python bench/bench_kd_step.py [--quick] [--threads N] [--json]
 
 One step = frozen TSN-R50 teacher forward at 224 px under no_grad (BatchNorm in train mode, the
 default `distill.teacher_bn`), TSN-R50 student forward + backward at 112 px,
-`reskd.distill.distiller.distill_loss` (CE + 100 x feature MSE), grad-norm clip 20 and an SGD
-step (Nesterov, as `optim` defaults). 8 frames, batch 4. Default mode = channels_last + the
+CE + 100 x feature MSE, grad-norm clip 20 and an SGD step (Nesterov, as `optim` defaults):
+the product's training step, `reskd.engine.train.train_step`, as `reskd distill` runs it. 8 frames, batch 4. Default mode = channels_last + the
 precision `runtime.precision=auto` picks here; baseline = fp32, NCHW, same weights. The two
 steps are timed in interleaved rounds; the figure is the median of the per-round ratios of
 clips/s (target >= 2.5x). Exits 1 when the target is missed. --quick: 64 -> 32 px, 2 frames,
@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reskd.distill.distiller import KDWeights, distill_loss, freeze, set_teacher_mode
+from reskd.distill.distiller import KDWeights, freeze, set_teacher_mode
 from reskd.efficiency.benchmark import (bench_arguments, fastest_default_mode, interleaved_rates,
                                       machine_facts, parse_bench_arguments)
-from reskd.engine.runtime import autocast, autocast_dtype, pick_device, prepare_model
-from reskd.engine.train import make_optimizer
+from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
+from reskd.engine.train import make_optimizer, train_step
 from reskd.models import build_model
 
 TARGET = 2.5  # clips/s default / clips/s fp32 NCHW
@@ -37,21 +37,19 @@ TARGET = 2.5  # clips/s default / clips/s fp32 NCHW
 def make_step(teacher: nn.Module, student: nn.Module, *, teacher_x: torch.Tensor,
               student_x: torch.Tensor, labels: torch.Tensor, amp_dtype: torch.dtype | None,
               device: torch.device):
-    """One optimisation step of the student, as reskd.engine.train does it (no GradScaler:
-    fp32 and bf16 need none)."""
+    """One optimisation step of the student: the product's `reskd.engine.train.train_step`
+    (its GradScaler is off: fp32 and bf16 need none), then the loss read back to the host
+    as the trainer's logging does."""
     optimizer = make_optimizer(student.parameters(), optimizer="sgd", lr=0.01, momentum=0.9,
                                nesterov=True, weight_decay=1e-4)
     set_teacher_mode(teacher, "train")
     student.train()
+    batch = {"teacher": teacher_x, "student": student_x, "label": labels}
 
     def step() -> float:
-        with autocast(device, amp_dtype):
-            parts = distill_loss(student, teacher, student_x, teacher_x, labels,
-                                 weights=KDWeights(feature=100.0))
-        optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        nn.utils.clip_grad_norm_(student.parameters(), 20.0)
-        optimizer.step()
+        parts = train_step(student, batch, optimizer=optimizer, device=device,
+                           amp_dtype=amp_dtype, teacher=teacher,
+                           kd_weights=KDWeights(feature=100.0), grad_clip=20.0)
         return parts["loss"].item()  # a host sync, as the trainer's logging does
 
     return step

@@ -4,17 +4,18 @@ Run: .venv/bin/python bench/bench_loader.py [--quick] [--num-train N] [--json]
 
 Writes a small synthetic dataset (reskd.data.synth.make_synth_dataset, the demo's data), builds
 each demo run's config (reskd.demo.demo_config: teacher at 64 px, baseline at 32 px, ResKD
-student at 32 px with a 64 px teacher) and its training loader exactly as `reskd train` /
-`reskd distill` do (reskd.cli.make_dataset + reskd.data.datasets.make_loader: batch 32,
+student at 32 px with a 64 px teacher) and its training loader with the functions `reskd train`
+/ `reskd distill` use (reskd.runs.make_dataset + reskd.runs.make_train_loader: batch 32,
 data.workers -1 = one worker per spare core, decoded videos cached). Then, per run, in
 interleaved rounds:
 
 * loader clips/s: one whole epoch through the loader, timed from `iter(loader)` to the last
   batch, nothing else running (the first, decoding epoch is timed apart as `cold`; the demo
   runs 15 epochs, so the cached epochs are the steady state);
-* step clips/s: the training step on a real batch (forward, loss, backward, AdamW, grad clip) in
-  the run's mode (channels_last + auto precision), with torch threads set as the trainer sets
-  them (reskd.cli.share_cpu_with_workers).
+* step clips/s: the product's training step (reskd.engine.train.train_step: forward, loss,
+  backward, grad clip, AdamW) on a real batch in the run's mode (channels_last + auto
+  precision), with torch threads set as the trainer sets them
+  (reskd.engine.runtime.share_cpu_with_workers).
 
 The figure is loader clips/s / step clips/s, the median of per-round ratios, for every run;
 the target (>= 1.5x) applies to the lowest. The first, decoding epoch is reported as
@@ -34,33 +35,26 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 TARGET = 1.5  # loader clips/s / step clips/s
 
 
 def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int | None):
-    """(loader, step function, batch size) of one demo run."""
-    from torch.utils.data.distributed import DistributedSampler
-
-    from reskd.cli import (build_from_kwargs, kd_weights, make_dataset, model_kwargs,
-                           share_cpu_with_workers)
-    from reskd.data.datasets import EpochSampler, make_loader
+    """(loader, step function, thread setter, config) of one demo run."""
     from reskd.demo import demo_config
-    from reskd.distill.distiller import distill_loss, freeze, set_teacher_mode
-    from reskd.engine.runtime import autocast, autocast_dtype, pick_device, prepare_model
-    from reskd.engine.train import make_optimizer
+    from reskd.distill.distiller import freeze, set_teacher_mode
+    from reskd.engine.runtime import (autocast_dtype, pick_device, prepare_model,
+                                      share_cpu_with_workers)
+    from reskd.engine.train import make_optimizer, train_step
+    from reskd.models import build_from_kwargs
+    from reskd.runs import kd_weights, make_dataset, make_train_loader, model_kwargs
 
     cfg = demo_config(data, out / name, size=size, epochs=15, seed=0)
     num_classes = len(data["classes"])
     sizes = (teacher_size, size) if teacher_size else (size,)
     dataset = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
                            log=lambda m: print(m, file=sys.stderr))
-    sampler = EpochSampler(DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True,
-                                              seed=0, drop_last=True))
-    loader = make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
-                         sampler=sampler, drop_last=True)
+    loader = make_train_loader(cfg, dataset)
     device = pick_device(cfg.runtime.device)
     amp = autocast_dtype(cfg.runtime.precision, device)
     kwargs = model_kwargs(cfg, num_classes)
@@ -75,22 +69,12 @@ def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int 
                                momentum=o.momentum, nesterov=o.nesterov,
                                weight_decay=o.weight_decay)
     batch = next(iter(loader))
-    views = [v.to(device) for v in batch["views"]]
-    labels = batch["label"].to(device)
     weights = kd_weights(cfg)
 
     def step() -> float:
-        with autocast(device, amp):
-            if teacher is not None:
-                loss = distill_loss(model, teacher, views[1], views[0], labels,
-                                    weights=weights)["loss"]
-            else:
-                loss = F.cross_entropy(model(views[0]).float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-        optimizer.step()
-        return loss.item()
+        parts = train_step(model, batch, optimizer=optimizer, device=device, amp_dtype=amp,
+                           teacher=teacher, kd_weights=weights, grad_clip=o.grad_clip)
+        return parts["loss"].item()
 
     def threads() -> None:
         share_cpu_with_workers(device, loader.num_workers)

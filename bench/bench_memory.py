@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from reskd.cli import run_train
+    from reskd.runs import run_train
     from reskd.data.synth import make_synth_dataset
     from reskd.demo import STUDENT_SIZE, demo_config
     from reskd.efficiency.benchmark import machine_facts
