@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import numbered_frames, write_video
+from conftest import numbered_frames, write_data_config, write_video
 
 from reskd.data.decoders import DecodeError, decode_video
 
@@ -311,3 +311,17 @@ def test_yaml_that_would_build_python_objects_is_refused(tmp_path, capsys):
     assert "cannot read the config" in err and "python/object/apply:os.system" in err
     assert "yaml.safe_load" in err
     assert not marker.exists()
+
+
+def test_a_model_option_the_arch_ignores_stops_training_before_it_starts(videos, tmp_path,
+                                                                           capsys):
+    from reskd.cli import main
+
+    root = write_lists(videos, tmp_path)
+    (root / "classes.txt").write_text("a\nb\nc\n")
+    config = write_data_config(tmp_path / "c.yaml", root)
+    code = main(["train", str(config), "--set", "model.arch=resnet18", "--set",
+                 "model.stem=small", "--set", f"runtime.out={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "model.stem='small' has no effect on arch 'resnet18'" in err
+    assert "used by: resnet" in err and not (tmp_path / "run" / "metrics.jsonl").exists()

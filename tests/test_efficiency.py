@@ -18,7 +18,7 @@ from reskd.efficiency.benchmark import (bench_report, default_vs_fastest, fastes
 from reskd.efficiency.flops import count_macs
 from reskd.efficiency.sweep import flops_report, format_flops, format_sweep, sweep
 from reskd.engine.checkpoint import save_checkpoint
-from reskd.models import build_from_kwargs, build_model
+from reskd.models import build_from_kwargs, build_model, drop_ignored_options
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = {"arch": "resnet", "num_classes": 3, "block": "basic", "layers": [1, 1, 1, 1],
@@ -144,8 +144,9 @@ def test_interleaved_rates_rotates_the_order_every_round() -> None:
 @pytest.mark.parametrize(("arch", "frames"), [("resnet", 2), ("tsm_resnet18", 4)])
 def test_fold_batchnorm_removes_every_bn_and_keeps_the_outputs(arch: str, frames: int) -> None:
     torch.manual_seed(0)
-    # tsm_resnet18 ignores TINY's widths and stem: build_from_kwargs resets them (a ResNet-18)
-    model = build_from_kwargs({**TINY, "arch": arch, "num_segments": frames}).eval()
+    # tsm_resnet18 ignores TINY's widths and stem: reset them (a ResNet-18)
+    kwargs = drop_ignored_options({**TINY, "arch": arch, "num_segments": frames})
+    model = build_from_kwargs(kwargs).eval()
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for bn in bns:  # non-trivial statistics, so a wrong fold shows
         bn.running_mean.uniform_(-0.5, 0.5)

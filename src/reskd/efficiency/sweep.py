@@ -82,10 +82,10 @@ def _meta_model(model_name: str | None, checkpoint: str | Path | None, *, frames
             raise ValueError(f"unknown model {model_name!r}; valid: {', '.join(ARCHS)}")
         kwargs = {"arch": model_name, "num_classes": _positive_int("num_classes", num_classes),
                   "num_segments": frames}  # num_segments: TSM shifts across exactly T frames
-    from reskd.models import build_from_kwargs
+    from reskd.models import build_from_kwargs, drop_ignored_options
 
     with torch.device("meta"):
-        model = build_from_kwargs(kwargs)
+        model = build_from_kwargs(drop_ignored_options(kwargs))
     return model, kwargs, ckpt
 
 

@@ -168,19 +168,19 @@ def read_resnet_state_dict(pretrained: str, name: str) -> dict[str, torch.Tensor
 
 
 def build_from_kwargs(kwargs: dict, pretrained: str = "") -> nn.Module:
-    """`build_model` from the keyword dict a checkpoint stores ("model_kwargs", lists as YAML
-    and JSON write them); options its arch ignores, which checkpoints made before options were
-    strict may hold, are reset to their defaults (`drop_ignored_options`)."""
-    k = drop_ignored_options(kwargs)
-    k = {key: tuple(v) if isinstance(v, list) else v for key, v in k.items()}
+    """`build_model` from the keyword dict a run and its checkpoint store ("model_kwargs",
+    lists as YAML and JSON write them); as strict as `build_model`."""
+    k = {key: tuple(v) if isinstance(v, list) else v for key, v in kwargs.items()}
     return build_model(**k, pretrained=pretrained)
 
 
 def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
-    """(model, checkpoint) from any reskd checkpoint; the model is on CPU in eval mode."""
+    """(model, checkpoint) from any reskd checkpoint; the model is on CPU in eval mode.
+    Options its arch ignores, which checkpoints made before options were strict may hold,
+    are reset to their defaults (`drop_ignored_options`)."""
     from reskd.engine.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    model = build_from_kwargs(ckpt["model_kwargs"])
+    model = build_from_kwargs(drop_ignored_options(ckpt["model_kwargs"]))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
