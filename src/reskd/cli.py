@@ -121,10 +121,10 @@ def cmd_study(args) -> int:
     import reskd.studies as studies
 
     run, own = {"resolution": (studies.run_resolution_study, ("sizes", "high", "s_sizes", "s_set")),
-                "ablation": (studies.run_ablation_study, ("teacher_size", "teacher_set")),
+                "ablation": (studies.run_ablation_study, ("teacher_size", "big_set")),
                 "views": (studies.run_views_study, ("sizes", "high", "s_sizes", "s_set"))
                 }[args.study_command]
-    options = {("big_set" if name == "teacher_set" else name): getattr(args, name) for name in own}
+    options = {name: getattr(args, name) for name in own}
     with StopOnSignals() as stop:
         run(args.out, config=args.config, overrides=args.set or [], seeds=args.seeds,
             epochs=args.epochs, quick=args.quick, command=_command_line(), data_dir=args.data,
@@ -175,6 +175,7 @@ def add_study_commands(sub) -> None:
     q.add_argument("--teacher-size", type=int, default=None,
                    help="teachers' resolution (default 64 at demo scale; required with --config)")
     q.add_argument("--teacher-set", action="append", metavar="KEY=VALUE", default=None,
+                   dest="big_set",
                    help="what makes the high-capacity teacher (default: model.layers=[1,1,2,2] "
                         "for arch resnet, model.arch=resnet152 for resnet50)")
     q.set_defaults(func=cmd_study)

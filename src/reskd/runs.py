@@ -8,22 +8,36 @@ the studies and the sweep call these; nothing below this module imports it.
 
 from __future__ import annotations
 
+import copy
 import os
+import posixpath
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import get_worker_info
 
 from reskd.config import Config, ConfigError, save_config, to_dict
+from reskd.data.check import paths_outside_root, read_exclusion_list
+from reskd.data.datasets import VideoDataset, make_loader, missing_files, prefetch_decoded
+from reskd.data.formats import read_classes, read_list
+from reskd.data.samplers import ShardSampler, training_sampler
+from reskd.data.sampling import Sampling
+from reskd.data.transforms import ViewSpec, checkpoint_views
+from reskd.distill.distiller import KDWeights, freeze
 from reskd.efficiency import flops
+from reskd.engine import distributed as dist_utils
+from reskd.engine.evaluate import evaluate
+from reskd.engine.runtime import (autocast_dtype, pick_device, precision_name, prepare_model,
+                                  share_cpu_with_workers)
+from reskd.engine.train import make_optimizer, make_schedule, train
 from reskd.models import build_from_kwargs, load_model_checkpoint
 
 
-
 def read_classes_for(cfg: Config) -> list[str]:
-    from reskd.data.formats import read_classes
-
     if cfg.data.classes:
         return read_classes(Path(cfg.data.root) / cfg.data.classes
                             if not Path(cfg.data.classes).is_absolute() else cfg.data.classes)
@@ -47,8 +61,6 @@ def model_kwargs(cfg: Config, num_classes: int) -> dict:
 
 
 def kd_weights(cfg: Config):
-    from reskd.distill.distiller import KDWeights
-
     k = cfg.distill
     return KDWeights(feature=k.alpha, clip=k.clip_kd, frame=k.frame_kd,
                      pixel_logit=k.pixel_logit_kd, temperature=k.temperature,
@@ -64,14 +76,6 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
     Paths must stay under data.root unless data.allow_outside_root; entries named in the
     data.exclude file (e.g. from `reskd data check --out`) are left out and counted.
     """
-    import posixpath
-
-    from reskd.data.check import paths_outside_root, read_exclusion_list
-    from reskd.data.datasets import VideoDataset, missing_files
-    from reskd.data.formats import read_list
-    from reskd.data.sampling import Sampling
-    from reskd.data.transforms import ViewSpec
-
     d = cfg.data
     path = _list_path(cfg, list_name)
     entries = read_list(path, format=d.format, num_classes=num_classes)
@@ -114,10 +118,6 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
 def make_train_loader(cfg: Config, dataset):
     """The training loader of this process, as `reskd train` / `distill` read it: a shuffled
     shard per process (seed runtime.seed), whole batches, resumable mid-epoch."""
-    from reskd.data.datasets import make_loader
-    from reskd.data.samplers import training_sampler
-    from reskd.engine import distributed as dist_utils
-
     sampler = training_sampler(dataset, rank=dist_utils.rank(), world=dist_utils.world_size(),
                                seed=cfg.runtime.seed)
     return make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
@@ -127,10 +127,6 @@ def make_train_loader(cfg: Config, dataset):
 def make_test_loader(cfg: Config, dataset):
     """The test loader of this process: its shard of the list, every video exactly once over
     all processes."""
-    from reskd.data.datasets import make_loader
-    from reskd.data.samplers import ShardSampler
-    from reskd.engine import distributed as dist_utils
-
     return make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
                        sampler=ShardSampler(len(dataset), dist_utils.rank(),
                                             dist_utils.world_size()))
@@ -155,8 +151,6 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print)
 
     The teacher's views in distillation are the crop of data.crop_size (0: the teacher's size)
     shrunk with data.shrink; when that is not how its own training views were made, says so."""
-    from reskd.distill.distiller import freeze
-
     if not cfg.distill.teacher:
         raise ConfigError("distill.teacher is empty: give the checkpoint of a teacher trained "
                           "with `reskd train` (e.g. --set distill.teacher=runs/teacher/model.pt)")
@@ -205,12 +199,6 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
 
     Returns {"out": run folder, "model": path of model.pt, "val": metrics or {}}.
     """
-    from reskd.engine import distributed as dist_utils
-    from reskd.engine.evaluate import evaluate
-    from reskd.engine.runtime import (autocast_dtype, pick_device, precision_name, prepare_model,
-                                      share_cpu_with_workers)
-    from reskd.engine.train import make_optimizer, make_schedule, train
-
     r, o = cfg.runtime, cfg.optim
     device = pick_device(r.device)
     distributed = dist_utils.init(device)
@@ -276,8 +264,6 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
                             progress=r.progress)
 
     if cfg.data.cache_decoded:
-        from reskd.data.datasets import prefetch_decoded
-
         sets = [train_set] + ([val_set] if cfg.data.val_list else [])
         start = time.perf_counter()
         count = prefetch_decoded(sets, workers=os.cpu_count() or 1)
@@ -305,10 +291,6 @@ def with_checkpoint_views(cfg: Config, ckpt: dict, path: str | Path = "checkpoin
                        log=print) -> Config:
     """`cfg` with the data keys that make test views replaced by the checkpoint's recipe (the
     views it was trained on); a key the config sets otherwise is named in a note."""
-    import copy
-
-    from reskd.data.transforms import checkpoint_views
-
     v = checkpoint_views(ckpt, path)
     cfg = copy.deepcopy(cfg)
     d = cfg.data
@@ -330,10 +312,6 @@ def run_test(cfg: Config, checkpoint: str | Path, *, log=print, scores: bool = F
     """Multi-view test of a checkpoint on data.val_list, on views made as its training views
     were (the checkpoint's recipe: size, crop, shrink); clips, crops and averaging from `cfg`.
     `scores`: the result also holds every video's scores (see `evaluate`)."""
-    from reskd.engine import distributed as dist_utils
-    from reskd.engine.evaluate import evaluate
-    from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
-
     device = pick_device(cfg.runtime.device)
     dist_utils.init(device)
     model, ckpt = load_model_checkpoint(checkpoint)
@@ -386,11 +364,7 @@ class StopOnSignals:
         return self.reason
 
     def _handle(self, signum, frame) -> None:
-        import signal
-
         if os.getpid() != self._pid:  # a forked child inherited this handler
-            from torch.utils.data import get_worker_info
-
             if signum == signal.SIGTERM and get_worker_info() is None:
                 # not a loader worker (e.g. a multiprocessing pool's, which Pool.terminate()
                 # stops with SIGTERM): die as without this handler
@@ -406,9 +380,6 @@ class StopOnSignals:
                   f"checkpoint (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
 
     def __enter__(self):
-        import signal
-        import threading
-
         self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -416,7 +387,5 @@ class StopOnSignals:
         return self
 
     def __exit__(self, *exc) -> None:
-        import signal
-
         for sig, handler in self._old.items():
             signal.signal(sig, handler)

@@ -168,6 +168,9 @@ def _zero_sums() -> dict:
             "seconds": 0.0}
 
 
+_NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # passes loss and step through
+
+
 def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimizer,
                device: torch.device, amp_dtype: torch.dtype | None = None,
                teacher: nn.Module | None = None, kd_weights: KDWeights = KDWeights(),
@@ -179,7 +182,8 @@ def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimize
 
     `batch` holds "student" (N, T, C, h, w), "label" and, with a teacher, "teacher"
     (N, T, C, H, W); the loss is CE, plus the weighted KD terms with a teacher. Returns the
-    loss parts, detached: "loss", "ce", each "*kd" term, "logits". Raises `NonFiniteLossError`
+    loss parts, detached: "loss", "ce", each "*kd" term, "logits", and "hits" (clips whose top
+    class is a label, for train top-1). Raises `NonFiniteLossError`
     before the update when the loss is not finite, so the weights stay good. The learning-rate
     schedule is the caller's.
     """
@@ -196,7 +200,7 @@ def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimize
     loss = parts["loss"]
     if not torch.isfinite(loss):
         raise NonFiniteLossError(f"loss became {loss.item()}")
-    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    scaler = scaler or _NO_SCALING
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if grad_clip > 0:
@@ -204,7 +208,7 @@ def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimize
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
-    return {**parts, "loss": loss.detach()}
+    return {**parts, "loss": loss.detach(), "hits": top1_hits(parts["logits"], labels)}
 
 
 def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, scheduler, scaler,
@@ -253,16 +257,16 @@ def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, schedule
     return state, partial
 
 
-def _add_step(sums: dict, parts: dict, labels: torch.Tensor, skipped: list[str]) -> None:
-    """Adds one step's loss parts (per clip), top-1 hits and skipped videos to the epoch sums."""
-    n = labels.shape[0]
+def _add_step(sums: dict, parts: dict, n: int, skipped: list[str]) -> None:
+    """Adds one step's loss parts (per clip, `n` clips), top-1 hits and skipped videos to the
+    epoch sums."""
     sums["clips"] += n
     sums["loss"] += parts["loss"].item() * n
     sums["ce"] += parts["ce"].item() * n
     for name in parts:  # "kd" (weighted total) and each term ("feature_kd", ...)
         if name.endswith("kd"):
             sums[name] = sums.get(name, 0.0) + parts[name].item() * n
-    sums["correct"] += top1_hits(parts["logits"], labels.to(parts["logits"].device)).item()
+    sums["correct"] += parts["hits"].item()
     sums["skipped"] += sum(1 for s in skipped if s)
 
 
@@ -400,7 +404,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             scheduler.step()
             state.step += 1
             done += 1
-            _add_step(sums, parts, batch["label"], batch["skipped"])
+            _add_step(sums, parts, batch["label"].shape[0], batch["skipped"])
             bar.update()
             bar.set_postfix(loss=f"{parts['loss'].item():.3f}")
             if state.step == kill_at:

@@ -170,8 +170,7 @@ def read_resnet_state_dict(pretrained: str, name: str) -> dict[str, torch.Tensor
 def build_from_kwargs(kwargs: dict, pretrained: str = "") -> nn.Module:
     """`build_model` from the keyword dict a run and its checkpoint store ("model_kwargs",
     lists as YAML and JSON write them); as strict as `build_model`."""
-    k = {key: tuple(v) if isinstance(v, list) else v for key, v in kwargs.items()}
-    return build_model(**k, pretrained=pretrained)
+    return build_model(**{key: _as_value(v) for key, v in kwargs.items()}, pretrained=pretrained)
 
 
 def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
