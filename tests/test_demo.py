@@ -29,3 +29,12 @@ def test_quick_demo_writes_results_report_and_checkpoints(tmp_path):
     assert views["teacher"]["crop_size"] == 64
     report = (out / "report.md").read_text()
     assert "ResKD student" in report and "GMACs" in report
+    # the report's table is `reskd compare`'s, rows labelled by what differs in their configs
+    assert "| teacher | data.size=64 |" in report and "| baseline | data.size=32 |" in report
+    assert "| reskd | data.size=32, distill.teacher=teacher |" in report
+    assert (out / "compare.png").stat().st_size > 10_000
+    # validated every epoch: the curves have a point per epoch
+    records = [json.loads(x) for x in (out / "reskd" / "metrics.jsonl").read_text().splitlines()]
+    assert ["val" in r for r in records] == [True, True]
+    speed = json.loads((out / "reskd" / "speed.json").read_text())
+    assert speed["videos_per_s"] == results["reskd"]["videos_per_s"]

@@ -75,6 +75,8 @@ def metrics(result: dict) -> dict:
 @pytest.mark.slow  # three torchrun launches of three Python processes each
 def test_two_processes_stopped_and_resumed_match_one_process(config, tmp_path):
     """2 processes x batch 4 (SIGTERM after step 9, then --resume) vs 1 process x batch 8."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from reskd.runs import run_test, run_train
     from reskd.config import load_config
 
@@ -98,6 +100,12 @@ def test_two_processes_stopped_and_resumed_match_one_process(config, tmp_path):
         assert rb["train_top1"] == ra["train_top1"]
     assert metrics(b[-1]["val"]) == metrics(a[-1]["val"])
     assert b[-1]["val"]["num_videos"] == 15  # every validation video exactly once
+    # curves: rank 0 alone wrote them (one events file per launch), each point once
+    assert len(list((two / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    events = EventAccumulator(str(two / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/loss")] == [10]
+    assert [e.step for e in events.Scalars("epoch/loss")] == [6, 12]
 
     wa = torch.load(one / "model.pt", weights_only=True)["model"]
     wb = torch.load(two / "model.pt", weights_only=True)["model"]

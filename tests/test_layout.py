@@ -15,7 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     ["reskd", "reskd.config", "reskd.metrics", "reskd.engine.checkpoint"],
     ["reskd.data.", "reskd.models.", "reskd.distill."],
-    ["reskd.engine.runtime", "reskd.engine.distributed", "reskd.efficiency.flops"],
+    ["reskd.engine.runtime", "reskd.engine.distributed", "reskd.engine.tensorboard",
+     "reskd.efficiency.flops"],
     ["reskd.engine.train", "reskd.engine.evaluate", "reskd.engine", "reskd.efficiency",
      "reskd.efficiency.benchmark", "reskd.predict", "reskd.export", "reskd.analysis."],
     ["reskd.runs"],

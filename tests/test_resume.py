@@ -20,7 +20,7 @@ TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "data.short_side_ratio=1.0", "data.crop_scales=[1.0,0.875]", "data.batch_size=8",
         "data.workers=0", "optim.optimizer=adamw", "optim.lr=0.002", "optim.epochs=2",
         "runtime.progress=false", "data.size=32", "runtime.precision=fp32",
-        "model.dropout=0.5", "runtime.keep_checkpoints=1"]
+        "model.dropout=0.5", "runtime.keep_checkpoints=1", "runtime.log_every=2"]
 # 48 training videos / batch 8 = 6 steps per epoch: step 9 is 3 steps into epoch 2.
 KILL_AT_STEP = 9
 
@@ -66,6 +66,16 @@ def sigterm_run(config, tmp_path_factory) -> tuple[Path, subprocess.CompletedPro
     return out, kill_run(config, out, "TERM")
 
 
+def curve_steps(run: Path) -> dict[str, list[int]]:
+    """{tag: the steps of its points} in the run's TensorBoard events, read by TensorBoard's own
+    reader (which drops the points a resumed run's `purge_step` orphans)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    return {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
 def assert_same_run(a: Path, b: Path) -> None:
     ra = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
     rb = [json.loads(x) for x in (b / "metrics.jsonl").read_text().splitlines()]
@@ -76,6 +86,8 @@ def assert_same_run(a: Path, b: Path) -> None:
     wb = torch.load(b / "model.pt", weights_only=True)["model"]
     assert wa.keys() == wb.keys()
     assert all(torch.equal(wa[k], wb[k]) for k in wa), "weights differ"
+    # the resumed run's curves have every point of the uninterrupted run's, each once
+    assert curve_steps(b) == curve_steps(a)
 
 
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(config, uninterrupted,
@@ -172,3 +184,15 @@ def test_stop_handler_lets_forked_children_be_terminated():
             child.kill()
     assert not alive and child.exitcode == -signal.SIGTERM
     assert stop() is None  # the parent's own stop reason is untouched
+
+
+def test_curves_hold_every_loss_part_per_step_and_epoch(uninterrupted):
+    steps = curve_steps(uninterrupted)
+    every_2nd, epochs = [2, 4, 6, 8, 10, 12], [6, 12]
+    for tag in ("loss/loss", "loss/ce", "train/lr", "train/grad_norm", "train/top1",
+                "train/clips_per_s", "train/data_wait"):
+        assert steps[tag] == every_2nd, tag
+    for tag in ("epoch/loss", "epoch/ce", "epoch/train_top1", "epoch/skipped", "epoch/lr"):
+        assert steps[tag] == epochs, tag
+    assert steps["val/top1"] == [12]
+    assert "loss/kd" not in steps  # no teacher, no KD curve

@@ -6,8 +6,9 @@
 4. distil the ResKD student at 32 px from the teacher (feature KD, alpha 100);
    both students see the same views, in training and testing: the 64 px crop shrunk to 32 px
    with data.shrink (`data.crop_size=64`), so the two differ only in the KD;
-5. test all three on the validation videos, measure GMACs per video and videos/s,
-   and write `report.md`, `results.json` and the three runs' checkpoints.
+5. test all three on the validation videos (every epoch, for the curves), measure GMACs per
+   video and videos/s, and write `report.md` and `compare.png` (`reskd compare` of the three
+   runs: the table and the validation and loss curves), `results.json` and the runs' folders.
 
 Scale: a small ResNet (basic blocks [1, 1, 1, 1], widths 16-128, 3x3 stride-2 stem, no
 max-pool; total stride 16) so the last map is 4x4 for the teacher and 2x2 for the student.
@@ -44,6 +45,8 @@ def demo_overrides(data: dict, out: Path, *, size: int, epochs: int, seed: int) 
         "model.dropout=0.0",
         "optim.optimizer=adamw", "optim.lr=0.002", "optim.weight_decay=0.0005",
         "optim.schedule=cosine", "optim.warmup_epochs=1", f"optim.epochs={epochs}", "optim.grad_clip=20",
+        # validating the 1,000 cached clips takes about a second: every epoch, for the curves
+        "runtime.val_every=1",
         f"runtime.out={out}", f"runtime.seed={seed}",
     ]
 
@@ -54,6 +57,7 @@ def demo_config(data: dict, out: Path, *, size: int, epochs: int, seed: int) -> 
 
 def run_demo(out: Path, *, quick: bool = False, seed: int = 0, log=print) -> dict:
     """Runs the demo into `out`; returns the results dict also written to results.json."""
+    from reskd.analysis.compare import compare_runs, record_speed
     from reskd.models import load_model_checkpoint
     from reskd.runs import run_train
     from reskd.data.synth import make_synth_dataset
@@ -94,33 +98,29 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, log=print) -> dic
         r["videos_per_s"] = videos_per_s(model, frames=ckpt["frames"], size=r["size"], batch=32,
                                          device=device, amp_dtype=amp, min_seconds=1.0)
         r["top5"] = ckpt["metrics"].get("top5")
-    facts = machine_facts(device, amp)
-    report = format_report(results, facts, quick=quick, seconds=time.perf_counter() - start,
-                           seed=seed)
+    facts = {**machine_facts(device, amp), "batch": 32}
+    for name, r in results.items():
+        record_speed(out / name, r["videos_per_s"], facts)
+    table = compare_runs([out / name for name in runs], out)["table"]
+    report = format_report(results, table, facts, quick=quick,
+                           seconds=time.perf_counter() - start, seed=seed)
     (out / "report.md").write_text(report)
     payload = {**results, "machine": facts, "quick": quick, "seed": seed,
                "seconds": time.perf_counter() - start}
     (out / "results.json").write_text(json.dumps(payload, indent=2))
     log(report)
-    log(f"[demo] wrote {out / 'report.md'} and {out / 'results.json'}")
+    log(f"[demo] wrote {out / 'report.md'}, {out / 'compare.png'} and {out / 'results.json'}")
     return payload
 
 
-ROWS = {"teacher": "high-res teacher", "baseline": "baseline student (CE only)",
-        "reskd": "ResKD student (feature KD)"}
-
-
-def format_report(results: dict, facts: dict, *, quick: bool, seconds: float, seed: int) -> str:
-    teacher_gmacs = results["teacher"]["gmacs"]
-    lines = [f"# reskd demo{' (quick: accuracy is not meaningful)' if quick else ''}", "",
-             "| model | input | top-1 (%) | GMACs / video | GMACs saved | videos/s |",
-             "|---|---|---|---|---|---|"]
-    for key, label in ROWS.items():
-        r = results[key]
-        lines.append(f"| {label} | {r['size']}x{r['size']} | {r['top1']:.1f} | {r['gmacs']:.4f} | "
-                     f"{teacher_gmacs / r['gmacs']:.1f}x | {r['videos_per_s']:.0f} |")
+def format_report(results: dict, table: list[str], facts: dict, *, quick: bool,
+                  seconds: float, seed: int) -> str:
+    """The demo's report: `reskd compare`'s table of the teacher, baseline and ResKD runs, and
+    what the KD bought."""
     gain = results["reskd"]["top1"] - results["baseline"]["top1"]
-    lines += ["", f"ResKD student vs baseline student at the same cost: {gain:+.1f} top-1 points.",
-              f"Seed {seed}; {seconds / 60:.1f} min in all; throughput on {facts['device']}, "
-              f"{facts['dtype']}, {facts['threads']} threads, batch 32, torch {facts['torch']}.", ""]
-    return "\n".join(lines)
+    return "\n".join([
+        f"# reskd demo{' (quick: accuracy is not meaningful)' if quick else ''}", "", *table, "",
+        f"ResKD student vs baseline student at the same cost: {gain:+.1f} top-1 points.",
+        f"Seed {seed}; {seconds / 60:.1f} min in all; throughput on {facts['device']}, "
+        f"{facts['dtype']}, {facts['threads']} threads, batch 32, torch {facts['torch']}. "
+        f"Curves: compare.png.", ""])
