@@ -83,3 +83,25 @@ def test_markdown_table_refuses_a_row_of_the_wrong_width():
     assert markdown_table(["a", "b"], [["1", "2"]]) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
     with pytest.raises(ValueError, match="1 cells for 2 columns"):
         markdown_table(["a", "b"], [["1"]])
+
+
+def test_without_the_tensorboard_package_a_run_says_how_to_get_curves(tmp_path, monkeypatch):
+    from reskd.engine.tensorboard import open_writer
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    logged: list[str] = []
+    assert open_writer(tmp_path, resume_step=None, log=logged.append) is None
+    assert "pip install tensorboard" in logged[0] and "metrics.jsonl" in logged[0]
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_a_new_run_replaces_the_curves_of_the_run_it_replaces(runs, tmp_path):
+    import shutil
+
+    from reskd.engine.tensorboard import open_writer
+
+    run = tmp_path / "run"
+    shutil.copytree(runs[0], run)
+    assert list((run / "tensorboard").glob("events.*"))
+    open_writer(run, resume_step=None, log=print).close()
+    assert len(list((run / "tensorboard").glob("events.*"))) == 1  # the new run's alone
