@@ -6,6 +6,7 @@
     reskd demo [--out DIR] [--quick] [--seed S]
     reskd data synth --out DIR [--kind digits|textures] [--seed S]
     reskd data extract LIST --root R --out DIR [--short-side 256] [--fps F]
+    reskd data prepare LIST --root R --out DIR [--short-side 256] [--keyint 16]
     reskd data convert DATASET --out DIR [--csv/--json/--labels/--train/--val ...]
     reskd flops (--model NAME | --checkpoint CKPT) [--size S --frames F] [--views V] [--json]
     reskd bench (--model NAME | --checkpoint CKPT) --sizes 224,112,56 --frames F --batch B
@@ -30,6 +31,8 @@ from reskd.runs import StopOnSignals
 
 def _config_from(args) -> Config:
     return load_config(args.config, args.set or [])
+
+PREPARING = "stopping the workers"  # what a signal during data preparation does
 
 
 def cmd_train(args) -> int:
@@ -71,7 +74,8 @@ def cmd_data_synth(args) -> int:
         kwargs["num_train"] = args.num_train
     if args.num_val:
         kwargs["num_val"] = args.num_val
-    info = make_synth_dataset(args.out, **kwargs)
+    with StopOnSignals(PREPARING) as stop:
+        info = make_synth_dataset(args.out, should_stop=stop, **kwargs)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -198,10 +202,11 @@ def add_study_commands(sub) -> None:
 def cmd_data_check(args) -> int:
     from reskd.data.check import run_check
 
-    problems, text = run_check(args.list, root=args.root, format=args.format,
-                               min_frames=args.frames, workers=args.workers,
-                               out=Path(args.out).absolute() if args.out else None,
-                               progress=sys.stderr.isatty())
+    with StopOnSignals(PREPARING) as stop:
+        problems, text = run_check(args.list, root=args.root, format=args.format,
+                                   min_frames=args.frames, workers=args.workers,
+                                   out=Path(args.out).absolute() if args.out else None,
+                                   progress=sys.stderr.isatty(), should_stop=stop)
     print(text)
     return 1 if problems else 0
 
@@ -209,11 +214,24 @@ def cmd_data_check(args) -> int:
 def cmd_data_extract(args) -> int:
     from reskd.data.extract import extract_dataset
 
-    report = extract_dataset(args.list, args.root, args.out, short_side=args.short_side,
-                             fps=args.fps, workers=args.workers)
+    with StopOnSignals(PREPARING) as stop:
+        report = extract_dataset(args.list, args.root, args.out, short_side=args.short_side,
+                                 fps=args.fps, workers=args.workers, should_stop=stop)
     print(report.summary())
     print(f"train on it with: --set data.format=rawframes --set data.root={Path(args.out) / 'frames'}"
           f" --set data.train_list={report.list_path.resolve()}")
+    return 1 if report.failed else 0
+
+
+def cmd_data_prepare(args) -> int:
+    from reskd.data.extract import prepare_dataset
+
+    with StopOnSignals(PREPARING) as stop:
+        report = prepare_dataset(args.list, args.root, args.out, short_side=args.short_side,
+                                 keyint=args.keyint, workers=args.workers, should_stop=stop)
+    print(report.summary())
+    print(f"train on it with: --set data.root={Path(args.out)} "
+          f"--set data.train_list={report.list_path.name} (data.format video)")
     return 1 if report.failed else 0
 
 
@@ -422,6 +440,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fps", type=float, default=0.0, help="resample to this rate (0: all frames)")
     q.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     q.set_defaults(func=cmd_data_extract)
+    q = data.add_parser("prepare", help="videos -> a copy re-encoded at the working short side "
+                        "with a keyframe every few frames, cheap to sample (resumable)")
+    q.add_argument("list", help="video list (relative/path.mp4 label ...)")
+    q.add_argument("--root", default=".", help="folder the list's paths are relative to")
+    q.add_argument("--out", required=True, help="writes OUT/videos/... and OUT/<list name>")
+    q.add_argument("--short-side", type=int, default=256,
+                   help="shrink larger frames to this short side (256: views of 224)")
+    q.add_argument("--keyint", type=int, default=16, help="frames between keyframes")
+    q.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    q.set_defaults(func=cmd_data_prepare)
     q = data.add_parser("convert", help="official annotations -> train.txt/val.txt/classes.txt")
     q.add_argument("dataset", choices=DATASETS)
     q.add_argument("--out", required=True, help="folder for the lists")
@@ -456,12 +484,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
+    from reskd.data.pool import Stopped
     from reskd.engine import distributed as dist_utils
     from reskd.engine.train import Interrupted, TrainingStopped
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Stopped as e:  # SIGINT / SIGTERM during data preparation
+        print(f"reskd: {e}", file=sys.stderr)
+        return e.exit_code
     except TrainingStopped as e:  # NaN loss, failed checkpoint write, SIGINT / SIGTERM
         if dist_utils.is_main() or not isinstance(e, Interrupted):
             print(f"reskd: {e}", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from reskd.data.datasets import test_views_of_video
+from reskd.data.datasets import test_views_of_video, working_short_side
 from reskd.data.decoders import DecodeError, decode_video
 from reskd.data.sampling import Sampling
 from reskd.data.transforms import checkpoint_views
@@ -30,14 +30,17 @@ def video_views(path: str | Path, ckpt: dict, *, crops: int | None = None,
     -> (V, T, C, S, S), V = clips x crops, clip-major.
 
     The checkpoint's sampling and view recipe (`checkpoint_views`) through the one test-view
-    function, `test_views_of_video`; `crops` and `num_clips` default to the checkpoint's.
+    function, `test_views_of_video`: one decode of the union of every clip's frames, shrunk
+    in uint8 to the views' short side; `crops` and `num_clips` default to the checkpoint's.
     Raises `DecodeError` for a file that cannot be read.
     """
     s = ckpt["sampling"]
-    return test_views_of_video(lambda indices_for: decode_video(path, indices_for)[0],
-                               sampling=Sampling.from_record(s),
-                               views=checkpoint_views(ckpt, path="the checkpoint"),
-                               clips=num_clips or s["test_clips"], crops=crops or s["test_crops"])
+    views = checkpoint_views(ckpt, path="the checkpoint")
+    short_side = working_short_side(views, train=False)
+    return test_views_of_video(
+        lambda indices_for: decode_video(path, indices_for, short_side=short_side)[0],
+        sampling=Sampling.from_record(s), views=views, clips=num_clips or s["test_clips"],
+        crops=crops or s["test_crops"])
 
 
 @torch.inference_mode()

@@ -266,7 +266,7 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     if cfg.data.cache_decoded:
         sets = [train_set] + ([val_set] if cfg.data.val_list else [])
         start = time.perf_counter()
-        count = prefetch_decoded(sets, workers=os.cpu_count() or 1)
+        count = prefetch_decoded(sets, workers=os.cpu_count() or 1, should_stop=should_stop)
         if count:
             log(f"decoded {count} videos into memory in {time.perf_counter() - start:.0f} s "
                 f"(data.cache_decoded)")
@@ -353,9 +353,11 @@ def format_test(result: dict) -> str:
 class StopOnSignals:
     """While active, SIGINT / SIGTERM ask the trainer to finish its step, save and exit; a
     second SIGINT stops at once (KeyboardInterrupt). Forked loader workers ignore both (the
-    trainer stops them); other forked children, such as a process pool's, die on SIGTERM."""
+    trainer stops them); other forked children, such as a process pool's, die on SIGTERM.
+    `doing` is what the message on a signal says happens next."""
 
-    def __init__(self):
+    def __init__(self, doing: str = "finishing the current step, then saving a checkpoint"):
+        self.doing = doing
         self.reason: str | None = None
         self._old: dict = {}
         self._pid = os.getpid()
@@ -376,8 +378,8 @@ class StopOnSignals:
             raise KeyboardInterrupt
         self.reason = name
         if os.environ.get("RANK", "0") == "0":  # torchrun signals every process
-            print(f"reskd: {name} received: finishing the current step, then saving a "
-                  f"checkpoint (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+            print(f"reskd: {name} received: {self.doing} (Ctrl-C again to stop at once)",
+                  file=sys.stderr, flush=True)
 
     def __enter__(self):
         self._pid = os.getpid()

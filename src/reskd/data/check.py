@@ -12,7 +12,6 @@ Also here: `paths_outside_root`, the check that list paths stay under the data r
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import posixpath
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reskd.data.formats import Entry
+from reskd.data.pool import StopFn, pool_map
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,11 @@ def _check_one(job: tuple) -> str | None:
 
 def check_entries(entries: list[Entry], root: str | Path, *, format: str = "video",
                   min_frames: int = 1, template: str = "img_{:05d}.jpg", workers: int = 0,
-                  progress: bool = False) -> list[Problem]:
+                  progress: bool = False, should_stop: StopFn | None = None) -> list[Problem]:
     """Problems of `entries` (paths relative to `root`), in list order.
 
-    `workers` > 0 checks in that many processes; 0 checks in this one.
+    `workers` > 1 checks in that many processes; 0 or 1 checks in this one. `should_stop()` (a
+    signal's name, or None) is polled: a stop raises `reskd.data.pool.Stopped` within a second.
     """
     from tqdm import tqdm
 
@@ -118,16 +119,13 @@ def check_entries(entries: list[Entry], root: str | Path, *, format: str = "vide
         raise ValueError(f"min_frames must be at least 1, got {min_frames}")
     root = Path(root)
     jobs = [(format, root / e.path, e.num_frames, min_frames, template) for e in entries]
-    if workers > 0 and len(jobs) > 1:
-        # fork: children need only PyAV; spawn would re-run the CLI's __main__ in each.
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(min(workers, len(jobs))) as pool:
-            reasons = list(tqdm(pool.imap(_check_one, jobs, chunksize=4), total=len(jobs),
-                                desc="check", disable=not progress, leave=False))
-    else:
-        reasons = [_check_one(j) for j in tqdm(jobs, desc="check", disable=not progress,
-                                               leave=False)]
+    reasons: list[str | None] = [None] * len(jobs)
+    with tqdm(total=len(jobs), desc="check", disable=not progress, leave=False) as bar:
+        for i, reason in pool_map(_check_one, jobs, workers=workers, should_stop=should_stop,
+                                  chunksize=4, what=f"checking {len(jobs)} entries",
+                                  kept="no report was written"):
+            reasons[i] = reason
+            bar.update()
     return [Problem(e.path, r) for e, r in zip(entries, reasons) if r is not None]
 
 
@@ -137,7 +135,10 @@ def write_problems(problems: list[Problem], path: str | Path, *, source: str = "
              f"entries, one 'path<TAB>reason' per line.",
              "# Leave them out of training and testing with --set data.exclude=THIS_FILE"]
     lines += [f"{p.path}\t{' '.join(p.reason.split())}" for p in problems]
-    Path(path).write_text("\n".join(lines) + "\n")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)  # never a half-written list
 
 
 def read_exclusion_list(path: str | Path) -> set[str]:
@@ -174,10 +175,11 @@ def summarize(problems: list[Problem], total: int, seconds: float, workers: int)
 
 def run_check(list_path: str | Path, *, root: str | Path | None = None, format: str = "video",
               min_frames: int = 1, workers: int = 0, out: str | Path | None = None,
-              template: str = "img_{:05d}.jpg",
-              progress: bool = False) -> tuple[list[Problem], str]:
+              template: str = "img_{:05d}.jpg", progress: bool = False,
+              should_stop: StopFn | None = None) -> tuple[list[Problem], str]:
     """Checks every entry of an annotation list; writes the problems to `out` when given.
-    Returns (problems, a printable summary). `root` defaults to the list's folder."""
+    Returns (problems, a printable summary). `root` defaults to the list's folder.
+    `should_stop` as in `check_entries` (a stop writes no report)."""
     from reskd.data.formats import read_list
 
     list_path = Path(list_path)
@@ -185,7 +187,8 @@ def run_check(list_path: str | Path, *, root: str | Path | None = None, format: 
     root = Path(root) if root is not None else list_path.parent
     start = time.perf_counter()
     problems = check_entries(entries, root, format=format, min_frames=min_frames,
-                             template=template, workers=workers, progress=progress)
+                             template=template, workers=workers, progress=progress,
+                             should_stop=should_stop)
     text = summarize(problems, len(entries), time.perf_counter() - start, workers)
     if out is not None:
         write_problems(problems, out, source=f"{list_path} (root {root})")

@@ -2,7 +2,10 @@
 
 A training sample carries its views by name, cut from the same crop and flip
 (`ViewSpec.train`): "student" (the model being trained) and, when distilling, "teacher".
-A test sample carries "views": every test view of the video (`test_views_of_video`).
+A test sample carries "views": every test view of the video (`test_views_of_video`), all its
+clips from one decode of the union of their frames. Frames are decoded at the cost of the
+frames kept (`decoders.decode_video`) and shrunk in uint8 to the views' working short side
+(`working_short_side`) before any float conversion.
 Randomness comes from `numpy.random.default_rng((seed, epoch, index))`, so a sample does not
 depend on worker count or order (a resumed run sees the same clips).
 
@@ -21,8 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from reskd.data.decoders import DecodeError, IndexFn, decode_video, read_frame_folder
+from reskd.data.decoders import (DecodeError, IndexFn, decode_video, read_frame_folder,
+                                 shrink_to_short_side)
 from reskd.data.formats import Entry
+from reskd.data.pool import StopFn, pool_map
 from reskd.data.sampling import Sampling
 from reskd.data.transforms import ViewSpec
 
@@ -58,6 +63,7 @@ class VideoDataset(Dataset):
         # inherited by forked loader workers). For small datasets read many times, such as the
         # demo's three runs: each video is decoded once, later epochs and runs only transform.
         self.cache_decoded = cache_decoded
+        self.short_side = working_short_side(views, train=train)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -70,17 +76,18 @@ class VideoDataset(Dataset):
         return self.root / self.entries[index].path
 
     def read_frames(self, index: int, indices_for: IndexFn) -> np.ndarray:
-        """Frames `indices_for(frame count)` of video `index`: (T, H, W, C) uint8."""
+        """Frames `indices_for(frame count)` of video `index`: (T, H, W, C) uint8, those larger
+        than the views' working short side shrunk to it (`working_short_side`)."""
         entry, path = self.entries[index], self.path(index)
-        if self.cache_decoded:
+        if self.cache_decoded:  # the cache holds decoded sizes: datasets of other views share it
             if str(path) not in DECODED:
                 DECODED[str(path)] = read_frames(path, np.arange, self.format, entry.num_frames,
                                                  self.frame_template)
             every = DECODED[str(path)]
-            frames = every[indices_for(len(every))]
+            frames = shrink_to_short_side(every[indices_for(len(every))], self.short_side)
         else:
             frames = read_frames(path, indices_for, self.format, entry.num_frames,
-                                 self.frame_template)
+                                 self.frame_template, short_side=self.short_side)
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise DecodeError(path, f"unexpected frame shape {frames.shape}")
         return frames
@@ -136,11 +143,22 @@ class VideoDataset(Dataset):
 
 
 def read_frames(path: Path, indices_for: IndexFn, format: str = "video", num_frames: int = 0,
-                frame_template: str = "img_{:05d}.jpg") -> np.ndarray:
-    """Frames of a video file or (format "rawframes") a frame folder of `num_frames` frames."""
+                frame_template: str = "img_{:05d}.jpg", short_side: int = 0) -> np.ndarray:
+    """Frames of a video file or (format "rawframes") a frame folder of `num_frames` frames,
+    shrunk in uint8 to `short_side` where larger (0: as decoded)."""
     if format == "rawframes":
-        return read_frame_folder(path, num_frames or 0, indices_for, frame_template)[0]
-    return decode_video(path, indices_for)[0]
+        return read_frame_folder(path, num_frames or 0, indices_for, frame_template,
+                                 short_side=short_side)[0]
+    return decode_video(path, indices_for, short_side=short_side)[0]
+
+
+def working_short_side(views: ViewSpec, *, train: bool) -> int:
+    """The short side the views resize frames to before cropping: round(crop * short_side_ratio),
+    crop = crop_size or the first view's size in training, the model's in testing (as
+    `transforms.train_views` / `test_views` compute it). Frames larger than this are shrunk to
+    it in uint8 as they are decoded: a sample holds its kept frames at this size only."""
+    crop = views.crop_size or (views.sizes[0] if train else views.sizes[-1])
+    return round(crop * views.short_side_ratio)
 
 
 def test_views_of_video(read: Callable[[IndexFn], np.ndarray], *, sampling: Sampling,
@@ -162,28 +180,22 @@ def _decode_all(path: str) -> tuple[str, np.ndarray | None]:
         return path, None  # left for the dataset to meet, count and report
 
 
-def prefetch_decoded(datasets: list[VideoDataset], workers: int = 2) -> int:
+def prefetch_decoded(datasets: list[VideoDataset], workers: int = 2,
+                     should_stop: StopFn | None = None) -> int:
     """Decodes every video of `datasets` into the shared cache with a process pool. -> count.
 
     Only for video lists with `cache_decoded`; saves the first epoch's serial decoding.
+    `should_stop()` (a signal's name, or None) is polled while the pool works: a stop raises
+    `Stopped` within a second, keeping what was decoded (the cache is in memory only).
     """
-    import multiprocessing
-
     paths = sorted({str(d.path(i)) for d in datasets if d.cache_decoded and d.format == "video"
                     for i in range(len(d))} - DECODED.keys())
-    if not paths:
-        return 0
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ctx.Pool(max(1, workers)) as pool:
-        for path, frames in pool.imap_unordered(_decode_all, paths, chunksize=32):
-            if frames is not None:
-                DECODED[path] = frames
-        # workers leave on their own: Pool.__exit__'s SIGTERM can be lost in a worker forked
-        # a moment before (Python drops signals that arrive during its fork), and it then waits
-        # forever on it
-        pool.close()
-        pool.join()
+    for _, (path, frames) in pool_map(_decode_all, paths, workers=max(1, workers),
+                                      should_stop=should_stop, chunksize=32,
+                                      what="decoding videos into memory (data.cache_decoded)",
+                                      kept="nothing was trained or saved"):
+        if frames is not None:
+            DECODED[path] = frames
     return len(paths)
 
 

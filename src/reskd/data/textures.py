@@ -337,6 +337,7 @@ def make_texture_dataset(
     frames: int = 8,
     size: int = 64,
     workers: int | None = None,
+    should_stop=None,
 ) -> dict:
     """Write the photo-texture video dataset to `out` (see the module docstring for the layout).
 
@@ -345,7 +346,8 @@ def make_texture_dataset(
     same parameters and generator version, it is reused and nothing is rewritten. One made with
     other parameters is replaced. Any other non-empty folder is refused (FileExistsError).
     `workers` processes render and encode the clips (None: one per CPU, at most 8; 0 or 1: in
-    this process). It does not change the output.
+    this process). It does not change the output. `should_stop` as in
+    `synth.write_video_dataset`.
 
     Returns {"root", "train_list", "val_list", "classes", "num_train", "num_val", "train", "val",
     "seconds", "reused"}: paths as str, class names as a list, "train" and "val" the clip counts
@@ -366,7 +368,7 @@ def make_texture_dataset(
             "photometry": {"gain": list(_GAIN), "offset": list(_OFFSET), "noise_std": list(_NOISE_STD)},
         },
         plan=_plan, init_worker=_init_worker, make_clip=_make_clip, release_worker=_WORKER.clear,
-        result_aliases={"train": "num_train", "val": "num_val"},
+        result_aliases={"train": "num_train", "val": "num_val"}, should_stop=should_stop,
     )
 
 
