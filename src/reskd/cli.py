@@ -14,6 +14,7 @@
     reskd study resolution [--out DIR] [--config YAML --set ...] [--sizes ...] [--seeds 0,1]
     reskd study ablation [--out DIR] [--config YAML --set ...] [--teacher-size N] [--seeds 0,1]
     reskd study views [--out DIR] [--data DIR] [--config YAML --high N --sizes ...] [--seeds 0,1]
+    reskd study anyres [--out DIR] [--data DIR] [--teacher CKPT] [--sizes 32,24,16] [--seeds 0,1,2]
     reskd data check LIST [--root R] [--format F] [--frames N] [--workers W] [--out BAD]
 """
 
@@ -50,7 +51,7 @@ def cmd_test(args) -> int:
     from reskd.engine import distributed as dist_utils
     from reskd.runs import format_test, run_test
 
-    result = run_test(_config_from(args), args.checkpoint)
+    result = run_test(_config_from(args), args.checkpoint, size=args.size)
     if dist_utils.is_main():
         print(json.dumps(result, indent=2) if args.json else format_test(result))
     return 0
@@ -84,7 +85,7 @@ def cmd_predict(args) -> int:
     from reskd.predict import format_predictions, predict_checkpoint
 
     results = predict_checkpoint(args.checkpoint, args.videos, topk=args.topk,
-                                 device=args.device, precision=args.precision)
+                                 device=args.device, precision=args.precision, size=args.size)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
     return 1 if results and all("error" in r for r in results) else 0
 
@@ -126,7 +127,8 @@ def cmd_study(args) -> int:
 
     run, own = {"resolution": (studies.run_resolution_study, ("sizes", "high", "s_sizes", "s_set")),
                 "ablation": (studies.run_ablation_study, ("teacher_size", "big_set")),
-                "views": (studies.run_views_study, ("sizes", "high", "s_sizes", "s_set"))
+                "views": (studies.run_views_study, ("sizes", "high", "s_sizes", "s_set")),
+                "anyres": (studies.run_anyres_study, ("sizes", "high", "teacher", "anyres_set")),
                 }[args.study_command]
     options = {name: getattr(args, name) for name in own}
     with StopOnSignals() as stop:
@@ -196,6 +198,20 @@ def add_study_commands(sub) -> None:
                    "stock net's last map would be 1x1)")
     q.add_argument("--s-set", action="append", metavar="KEY=VALUE", default=None,
                    help="what makes the -S network (as in `reskd study resolution`)")
+    q.set_defaults(func=cmd_study)
+
+    q = study.add_parser("anyres", help="one ResKD student for every resolution vs one per "
+                         "resolution and CE baselines, over seeds")
+    common(q, "study_anyres")
+    q.add_argument("--high", type=int, default=None, help="the teacher's size = the crop size "
+                   "(default 64 at demo scale; required with --config)")
+    q.add_argument("--sizes", type=_int_list, default=None,
+                   help="student sizes (default at demo scale: 32,24,16; required with --config)")
+    q.add_argument("--teacher", default=None, help="a teacher model.pt trained before (e.g. "
+                   "the views study's) instead of training one")
+    q.add_argument("--anyres-set", action="append", metavar="KEY=VALUE", default=None,
+                   help="override on the any-resolution student only (e.g. "
+                        "distill.size_bn=shared)")
     q.set_defaults(func=cmd_study)
 
 
@@ -293,7 +309,8 @@ def cmd_sweep(args) -> int:
     from reskd.efficiency.sweep import sweep
 
     sweep(model_name=args.model, sizes=args.sizes, frames=args.frames, out=args.out,
-          checkpoints=args.checkpoints, config=args.config, overrides=args.set or [],
+          checkpoints=args.checkpoints, checkpoint=args.checkpoint, config=args.config,
+          overrides=args.set or [],
           views=args.views, num_classes=args.num_classes, batch=args.batch, rounds=args.rounds,
           device=args.device)
     print((Path(args.out) / "sweep.md").read_text())
@@ -335,9 +352,13 @@ def add_efficiency_commands(sub) -> None:
     q.add_argument("--model", help="architecture (random init); with --checkpoints it must "
                    "name theirs")
     q.add_argument("--checkpoints", type=_size_paths, metavar="S=CKPT,...", default=None,
-                   help="a checkpoint trained for each listed size (give --model, this, or both)")
-    q.add_argument("--sizes", type=_int_list, default=[224, 144, 112, 96, 72, 56])
-    q.add_argument("--frames", type=int, required=True)
+                   help="a checkpoint trained for each listed size (give --model, this, or both); "
+                        "with --checkpoint: separately trained students to compare with")
+    q.add_argument("--checkpoint", default=None, help="an any-resolution student "
+                   "(distill.student_sizes): one model at each of its sizes")
+    q.add_argument("--sizes", type=_int_list, default=None,
+                   help="default: 224,144,112,96,72,56, or the --checkpoint's sizes")
+    q.add_argument("--frames", type=int, default=None, help="required unless --checkpoint")
     q.add_argument("--views", type=int, default=1)
     q.add_argument("--config", default=None, help="YAML used to test each checkpoint at its "
                    "size (data.size is set per size); without it accuracy stays blank")
@@ -348,6 +369,10 @@ def add_efficiency_commands(sub) -> None:
     q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     q.add_argument("--num-classes", type=int, default=400)
     q.set_defaults(func=cmd_sweep)
+
+
+_SIZE_HELP = ("input size, one the checkpoint supports (an any-resolution student's "
+              "distill.student_sizes; default: the checkpoint's own)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = with_config("test", "multi-view test of a checkpoint on data.val_list")
     q.add_argument("--checkpoint", required=True, help="model.pt or checkpoint.pt of a run")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q.add_argument("--size", type=int, default=None, help=_SIZE_HELP)
     q.set_defaults(func=cmd_test)
 
     q = sub.add_parser("demo", help="the whole ResKD story on embedded synthetic video data")
@@ -388,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the results as JSON")
     q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     q.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    q.add_argument("--size", type=int, default=None, help=_SIZE_HELP)
     q.set_defaults(func=cmd_predict)
 
     q = sub.add_parser("export", help="the student alone: verified ONNX, or a model-only checkpoint")

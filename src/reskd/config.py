@@ -102,6 +102,13 @@ class DistillConfig:
     temperature: float = 4.0  # for the logit KD terms (paper: 4; authors' released Swin config: 2)
     pixel_logit_reduction: str = "paper"  # "paper" (mean over positions) or "released" (also / K)
     teacher_bn: str = "train"  # "train" (batch statistics, as the authors) or "eval"
+    # The any-resolution student (`reskd study anyres`): with two or more sizes, one student
+    # is trained on the same crop at every size, each distilled from the one teacher by the
+    # terms above; data.size must be one of them (what the checkpoint tests at by default).
+    # (): one student at data.size, as the paper.
+    student_sizes: tuple[int, ...] = ()
+    sizes_per_step: int = 0  # 0: every size each step; k: data.size plus k - 1 others drawn
+    size_bn: str = "private"  # "private": one BatchNorm per size; "shared": one for all
 
 
 @dataclass
@@ -271,6 +278,28 @@ def validate(cfg: Config) -> None:
     if k.temperature <= 0:
         raise ConfigError(f"distill.temperature: must be positive, got {k.temperature}")
     _check_choice(k.pixel_logit_reduction, ("paper", "released"), "distill.pixel_logit_reduction")
+    _check_choice(k.size_bn, ("private", "shared"), "distill.size_bn")
+    _check_student_sizes(k.student_sizes, k.sizes_per_step, d.size)
+
+
+def _check_student_sizes(sizes: tuple[int, ...], per_step: int, size: int) -> None:
+    if not sizes:
+        if per_step:
+            raise ConfigError(f"distill.sizes_per_step={per_step} needs distill.student_sizes "
+                              f"(e.g. [16, 24, 32]); set it to 0 for one student size")
+        return
+    if len(sizes) < 2 or len(set(sizes)) != len(sizes) or min(sizes) < 1:
+        raise ConfigError(f"distill.student_sizes: give two or more distinct positive sizes "
+                          f"(e.g. [16, 24, 32]), or [] for one student at data.size; got "
+                          f"{list(sizes)}")
+    if size not in sizes:
+        raise ConfigError(f"data.size={size} must be one of distill.student_sizes="
+                          f"{list(sizes)}: it is the size the checkpoint tests at by default; "
+                          f"set data.size={max(sizes)}")
+    if per_step and not 2 <= per_step <= len(sizes):
+        raise ConfigError(f"distill.sizes_per_step: must be 0 (all {len(sizes)} sizes) or "
+                          f"between 2 and {len(sizes)} (data.size and at least one other), got "
+                          f"{per_step}")
 
 
 def to_dict(cfg: Config) -> dict:

@@ -87,14 +87,15 @@ def predict_videos(model: nn.Module, ckpt: dict, paths: Sequence[str | Path], *,
 
 def predict_checkpoint(checkpoint: str | Path, paths: Sequence[str | Path], *, topk: int = 5,
                        device: str = "auto", precision: str = "auto",
-                       channels_last: bool = True) -> list[dict]:
+                       channels_last: bool = True, size: int | None = None) -> list[dict]:
     """`predict_videos` with the model loaded from `checkpoint`, placed as `reskd test` places
-    it (BatchNorm folded; channels_last and precision as runtime's defaults)."""
+    it (BatchNorm folded; channels_last and precision as runtime's defaults), at `size` (one
+    the checkpoint supports, an any-resolution student's; None: its own)."""
     from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
     from reskd.models import load_model_checkpoint
 
     dev = pick_device(device)
-    model, ckpt = load_model_checkpoint(checkpoint)
+    model, ckpt = load_model_checkpoint(checkpoint, size)
     model = prepare_model(model, dev, channels_last, inference=True)
     return predict_videos(model, ckpt, paths, topk=topk, device=dev,
                           amp_dtype=autocast_dtype(precision, dev))

@@ -57,21 +57,27 @@ def model_kwargs(cfg: Config, num_classes: int) -> dict:
     m = cfg.model
     return {"arch": m.arch, "num_classes": num_classes, "block": m.block, "layers": list(m.layers),
             "widths": list(m.widths), "stem": m.stem, "strides": list(m.strides),
-            "dropout": m.dropout, "num_segments": cfg.data.clip_len or cfg.data.num_segments}
+            "dropout": m.dropout, "num_segments": cfg.data.clip_len or cfg.data.num_segments,
+            # the any-resolution student's BatchNorm per size (reskd.models.size_bn)
+            **({"bn_sizes": sorted(cfg.distill.student_sizes)}
+               if cfg.distill.student_sizes and cfg.distill.size_bn == "private" else {})}
 
 
 def kd_weights(cfg: Config):
     k = cfg.distill
     return KDWeights(feature=k.alpha, clip=k.clip_kd, frame=k.frame_kd,
                      pixel_logit=k.pixel_logit_kd, temperature=k.temperature,
-                     pixel_logit_reduction=k.pixel_logit_reduction)
+                     pixel_logit_reduction=k.pixel_logit_reduction,
+                     sizes_per_step=k.sizes_per_step)
 
 
 def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, ...],
-                 num_classes: int, crop_size: int = 0, log=print):
+                 num_classes: int, crop_size: int = 0, student_sizes: tuple[int, ...] = (),
+                 log=print):
     """The dataset of one annotation list; missing files are an error unless data.skip_missing.
 
-    Views of `sizes` are shrunk from one crop of `crop_size` (0: sizes[0]) with data.shrink.
+    Views of `sizes` (and of an any-resolution student's `student_sizes`) are shrunk from one
+    crop of `crop_size` (0: sizes[0]) with data.shrink.
 
     Paths must stay under data.root unless data.allow_outside_root; entries named in the
     data.exclude file (e.g. from `reskd data check --out`) are left out and counted.
@@ -106,7 +112,8 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
         entries = [e for e in entries if e.path not in gone]
     views = ViewSpec(sizes=sizes, crop_size=crop_size, shrink=d.shrink,
                      short_side_ratio=d.short_side_ratio, scales=d.crop_scales, flip=d.flip,
-                     mean=d.mean, std=d.std, downsample_to=d.downsample_to)
+                     mean=d.mean, std=d.std, downsample_to=d.downsample_to,
+                     student_sizes=tuple(student_sizes))
     sampling = Sampling(d.num_segments, d.clip_len, d.frame_interval)
     return VideoDataset(entries, d.root, sampling=sampling, views=views, train=train,
                         num_classes=num_classes, format=d.format, frame_template=d.frame_template,
@@ -215,9 +222,18 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     if distill:
         teacher, teacher_size = load_teacher(cfg, num_classes, kwargs, log=log)
         sizes = (teacher_size, cfg.data.size)
-        if teacher_size < cfg.data.size:
+        if teacher_size < max((cfg.data.size, *cfg.distill.student_sizes)):
             raise ConfigError(f"teacher size {teacher_size} is below the student size "
-                              f"{cfg.data.size}; ResKD distils from high to low resolution")
+                              f"{max((cfg.data.size, *cfg.distill.student_sizes))}; ResKD "
+                              f"distils from high to low resolution")
+    student_sizes = tuple(cfg.distill.student_sizes)
+    if student_sizes and not distill:
+        raise ConfigError(f"distill.student_sizes={list(student_sizes)} trains an "
+                          f"any-resolution student from a teacher: use `reskd distill`, or "
+                          f"set distill.student_sizes=[] to train one size")
+    if student_sizes and distributed:
+        raise ConfigError("distill.student_sizes (several forwards per step) is not supported "
+                          "under torchrun yet; train the any-resolution student in one process")
     crop_size = cfg.data.crop_size or sizes[0]
     if crop_size < sizes[0]:
         raise ConfigError(f"data.crop_size={crop_size} is below the teacher size {sizes[0]}: "
@@ -227,8 +243,13 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     gmacs = flops.gmacs_per_video(model, cfg.data.clip_len or cfg.data.num_segments, cfg.data.size,
                             cfg.data.test_clips * cfg.data.test_crops)
     train_set = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
-                             crop_size=crop_size, log=log)
+                             crop_size=crop_size, student_sizes=student_sizes, log=log)
     context = checkpoint_context(cfg, classes, kwargs, gmacs, train_set.views.record())
+    if student_sizes:  # what `checkpoint_at_size` reports for each size
+        context["gmacs_by_size"] = {
+            s: flops.gmacs_per_video(model, cfg.data.clip_len or cfg.data.num_segments, s,
+                                     cfg.data.test_clips * cfg.data.test_crops)
+            for s in sorted(student_sizes)}
     if dist_utils.is_main():
         save_config(cfg, out / "config.yaml")
     amp = autocast_dtype(r.precision, device)
@@ -288,10 +309,11 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
 
 
 def with_checkpoint_views(cfg: Config, ckpt: dict, path: str | Path = "checkpoint",
-                       log=print) -> Config:
+                       log=print, size: int | None = None) -> Config:
     """`cfg` with the data keys that make test views replaced by the checkpoint's recipe (the
-    views it was trained on); a key the config sets otherwise is named in a note."""
-    v = checkpoint_views(ckpt, path)
+    views it was trained on) at `size` (one it supports; None: its own); a key the config sets
+    otherwise is named in a note."""
+    v = checkpoint_views(ckpt, path, size)
     cfg = copy.deepcopy(cfg)
     d = cfg.data
     recipe = {"size": v.sizes[0], "crop_size": v.crop_size, "shrink": v.shrink,
@@ -308,14 +330,19 @@ def with_checkpoint_views(cfg: Config, ckpt: dict, path: str | Path = "checkpoin
     return cfg
 
 
-def run_test(cfg: Config, checkpoint: str | Path, *, log=print, scores: bool = False) -> dict:
+def run_test(cfg: Config, checkpoint: str | Path, *, log=print, scores: bool = False,
+             size: int | None = None) -> dict:
     """Multi-view test of a checkpoint on data.val_list, on views made as its training views
     were (the checkpoint's recipe: size, crop, shrink); clips, crops and averaging from `cfg`.
-    `scores`: the result also holds every video's scores (see `evaluate`)."""
+    `scores`: the result also holds every video's scores (see `evaluate`). `size`: one of the
+    sizes the checkpoint supports (an any-resolution student's; None: its own)."""
     device = pick_device(cfg.runtime.device)
     dist_utils.init(device)
-    model, ckpt = load_model_checkpoint(checkpoint)
+    model, ckpt = load_model_checkpoint(checkpoint, size)
     classes = ckpt["classes"]
+    if size is not None:  # the size asked for, not the config's, is the test's
+        cfg = copy.deepcopy(cfg)
+        cfg.data.size = size
     cfg = with_checkpoint_views(cfg, ckpt, checkpoint, log=log if dist_utils.is_main() else _quiet)
     dataset = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
                            num_classes=len(classes), crop_size=cfg.data.crop_size, log=log)

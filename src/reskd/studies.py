@@ -131,15 +131,16 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
 
 
 def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print,
-            should_stop=None) -> dict[str, dict]:
+            should_stop=None, given: dict[str, dict] | None = None) -> dict[str, dict]:
     """Trains each run in order (teachers come before their students) unless it has finished
     before; returns {run key: its study.json}. `should_stop` as in `run_train`: a stopped run
-    saves its position and the study's rerun resumes it."""
+    saves its position and the study's rerun resumes it. `given`: records of runs made
+    elsewhere (a teacher passed by path, `given_teacher`), usable as teachers."""
     from reskd.engine.checkpoint import load_checkpoint
     from reskd.engine.train import Interrupted
     from reskd.runs import run_train
 
-    done: dict[str, dict] = {}
+    done: dict[str, dict] = dict(given or {})
     for i, run in enumerate(runs, 1):
         folder = out / "runs" / run.key
         record_path = folder / "study.json"
@@ -218,6 +219,20 @@ def cell(s: dict) -> str:
     if len(s["values"]) == 1:
         return f"{s['mean']:.1f}"
     return f"{s['mean']:.1f} ± {s['std']:.1f} ({', '.join(f'{v:.1f}' for v in s['values'])})"
+
+
+def given_teacher(run: StudyRun, path: str | Path) -> dict:
+    """The record of a teacher trained before (`--teacher CKPT`) standing for `run`: its model,
+    metrics and GMACs from the checkpoint; its training time is not this study's."""
+    from reskd.engine.checkpoint import load_checkpoint
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--teacher {path} does not exist; give a model.pt made by "
+                                f"`reskd train`, or leave --teacher out to train one")
+    ckpt = load_checkpoint(path)
+    return {"key": run.key, "name": run.name, "seed": run.seed, "teacher": "", "overrides": [],
+            "model": str(path), "metrics": ckpt.get("metrics", {}), "gmacs": ckpt["gmacs"],
+            "seconds": 0.0, "given": True, **run.info}
 
 
 def _write(out: Path, study: str, markdown: str, payload: dict) -> None:
@@ -527,4 +542,139 @@ def run_views_study(out: str | Path, *, config: str | None = None, overrides: Se
     _write(out, "views", markdown, payload)
     log(markdown)
     log(f"[study] wrote {out / 'views.md'} and {out / 'views.json'}")
+    return payload
+
+
+# ---------------------------------------------------------------------------------------------
+# One student for every resolution
+
+DEMO_ANYRES = dict(sizes=(32, 24, 16), epochs=12, num_train=6000, num_val=1000, seeds=(0, 1, 2))
+
+
+def anyres_runs(*, sizes: Sequence[int], high: int, seeds: Sequence[int],
+                anyres_set: Sequence[str] = ()) -> list[StudyRun]:
+    """The teacher at `high` (first seed), then per seed: at each size a CE baseline and a
+    ResKD student trained for that size alone, and one any-resolution student trained at every
+    size at once (`distill.student_sizes`, `anyres_set` on top). Every run's views are the
+    `high` px crop shrunk, so the arms differ only in the KD and in how many sizes a model
+    is trained for."""
+    bad = [r for r in sizes if not 0 < r < high]
+    if bad or len(set(sizes)) < 2:
+        raise ValueError(f"--sizes: give two or more student sizes below the teacher's {high} px "
+                         f"(e.g. 32,24,16); got {list(sizes)}")
+    crop, top = f"data.crop_size={high}", max(sizes)
+    teacher = StudyRun(f"teacher{high}", (crop, f"data.size={high}"), seeds[0])
+    runs = [teacher]
+    listed = ",".join(map(str, sorted(sizes)))
+    for seed in seeds:
+        for r in sorted(sizes, reverse=True):
+            info = {"size": r}
+            runs.append(StudyRun(f"baseline{r}", (crop, f"data.size={r}"), seed, info=info))
+            runs.append(StudyRun(f"reskd{r}", (*FEATURE_KD, crop, f"data.size={r}"), seed,
+                                 teacher=teacher.key, info=info))
+        runs.append(StudyRun("anyres", (*FEATURE_KD, crop, f"data.size={top}",
+                                        f"distill.student_sizes=[{listed}]", *anyres_set),
+                             seed, teacher=teacher.key, info={"sizes": sorted(sizes)}))
+    return runs
+
+
+def test_at_sizes(records: dict[str, dict], runs: Sequence[StudyRun], base: Base, out: Path, *,
+                  log=print) -> None:
+    """Tests every any-resolution run at each of its sizes once (`reskd test --size`), adding
+    "by_size" {size: metric} and "test_seconds" to its study.json (a rerun reuses them)."""
+    from reskd.runs import run_test
+
+    for run in runs:
+        record = records[run.key]
+        if run.name != "anyres" or "by_size" in record:
+            continue
+        start, by_size = time.perf_counter(), {}
+        for size in run.info["sizes"]:
+            log(f"[study] testing {run.key} at {size} px")
+            by_size[str(size)] = run_test(base.make(run, out), record["model"], log=log,
+                                          size=size)[base.metric]
+        record.update(by_size=by_size, test_seconds=time.perf_counter() - start)
+        write_text_atomic(out / "runs" / run.key / "study.json", json.dumps(record, indent=2))
+
+
+def anyres_table(stats: dict, minutes: dict, *, sizes: Sequence[int], high: int,
+                 label: str, teacher: dict) -> list[str]:
+    """The study's Markdown: per size the three arms (mean ± spread over seeds) and the
+    difference, then the training time of each arm."""
+    lines = [f"## One student for every resolution vs one per resolution ({label}, %)", "",
+             "| student size | GMACs/video | CE baseline | ResKD, one per size | ResKD, one for "
+             "all sizes | one for all - one per size |", "|---|---|---|---|---|---|"]
+    for r in sorted(sizes, reverse=True):
+        b, k, a = stats[f"baseline{r}"], stats[f"reskd{r}"], stats[f"anyres{r}"]
+        lines.append(f"| {r}x{r} | {k['gmacs']:.4f} | {cell(b)} | {cell(k)} | {cell(a)} | "
+                     f"{a['mean'] - k['mean']:+.1f} |")
+    lines += ["", "Training time per seed (mean over seeds; training plus testing): CE "
+              f"baselines {minutes['baseline']:.1f} min for all sizes, ResKD one per size "
+              f"{minutes['reskd']:.1f} min for all sizes, ResKD one for all sizes "
+              f"{minutes['anyres']:.1f} min (one run, tested at each size).",
+              f"Teacher at {high}x{high}: {cell(teacher)}; every run's views are its "
+              f"{high} px crop shrunk (data.crop_size={high})."]
+    return lines
+
+
+def run_anyres_study(out: str | Path, *, config: str | None = None,
+                     overrides: Sequence[str] = (), sizes: Sequence[int] | None = None,
+                     high: int | None = None, teacher: str | None = None,
+                     anyres_set: Sequence[str] | None = None,
+                     seeds: Sequence[int] | None = None, epochs: int | None = None,
+                     quick: bool = False, command: str = "", data_dir: str | None = None,
+                     log=print, should_stop=None) -> dict:
+    """One any-resolution student vs separately distilled students and CE baselines at each
+    size; returns the payload of OUT/anyres.json. `teacher`: a checkpoint trained before to
+    use instead of training the teacher run."""
+    from reskd.analysis.plots import plot_size_curves
+
+    start = time.perf_counter()
+    out = Path(out)
+    demo = config is None
+    scale = {**DEMO_ANYRES, **(dict(seeds=(0,)) if quick else {})}
+    if not demo and not (sizes and high):
+        raise ValueError("with --config give --high (the teacher's size, e.g. 224) and --sizes "
+                         "(the student's, e.g. 112,96,72,56)")
+    high = high or DEMO_HIGH
+    sizes = sorted(sizes or scale["sizes"], reverse=True)
+    seeds = _seeds(seeds or scale["seeds"])
+    base = make_base(out, config=config, overrides=overrides, epochs=epochs, scale=scale,
+                     quick=quick, data_dir=data_dir, log=log)
+    runs = anyres_runs(sizes=sizes, high=high, seeds=seeds, anyres_set=list(anyres_set or ()))
+    given = {runs[0].key: given_teacher(runs[0], teacher)} if teacher else {}
+    records = execute(runs[1:] if teacher else runs, base, out, log=log,
+                      should_stop=should_stop, given=given)
+    test_at_sizes(records, runs, base, out, log=log)
+    m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
+    stats = {r.name: summarize(records, r.name, m) for r in runs if r.name != "anyres"}
+    anyres = [r for r in records.values() if r["name"] == "anyres"]
+    for size in sizes:
+        values = [r["by_size"][str(size)] for r in anyres]
+        stats[f"anyres{size}"] = {
+            "mean": statistics.fmean(values), "values": values,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "gmacs": stats[f"reskd{size}"]["gmacs"]}
+    per_seed = {kind: sum(r["seconds"] + r.get("test_seconds", 0.0) for r in records.values()
+                          if r["name"].rstrip("0123456789") == kind) / 60 / len(seeds)
+                for kind in ("baseline", "reskd", "anyres")}
+    seconds = time.perf_counter() - start
+    teacher_stats = summarize(records, runs[0].name, m)
+    markdown = "\n".join(["# reskd study anyres (one student for every resolution)", "",
+                          *anyres_table(stats, per_seed, sizes=sizes, high=high, label=label,
+                                        teacher=teacher_stats),
+                          *(["", f"Teacher given: {teacher} (trained before; its time is not "
+                             f"counted)."] if teacher else []),
+                          *_footer(base, seeds, command, records, seconds)])
+    payload = {"study": "anyres", "metric": m, "high": high, "sizes": sizes, "seeds": seeds,
+               "anyres_set": list(anyres_set or ()), "teacher": teacher, "quick": quick,
+               "rows": stats, "minutes_per_seed": per_seed, "runs": records, "seconds": seconds}
+    _write(out, "anyres", markdown, payload)
+    curves = {"CE baseline, one per size": "baseline", "ResKD, one per size": "reskd",
+              "ResKD, one for all sizes": "anyres"}
+    plot_size_curves({name: [{"size": r, **stats[f"{kind}{r}"]} for r in sizes]
+                      for name, kind in curves.items()}, out / "anyres.png", metric=label,
+                     title=f"students distilled from a {high} px teacher")
+    log(markdown)
+    log(f"[study] wrote {out / 'anyres.md'}, {out / 'anyres.json'}, {out / 'anyres.png'}")
     return payload

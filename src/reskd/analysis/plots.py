@@ -193,3 +193,58 @@ def plot_accuracy_vs_gmacs(measured: Sequence[Mapping], out_png: str | Path, *,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best" if measured else "upper left")
     return _save(fig, out_png)
+
+
+def plot_size_curves(curves: Mapping[str, Sequence[Mapping]], out_png: str | Path, *,
+                     metric: str, title: str = "") -> Path:
+    """Accuracy vs GMACs per video (log x) of models at several input sizes: one line per name
+    in `curves`, each a list of points {"size", "gmacs", "mean", "std"} (std as an error bar,
+    0 for none), labelled with their size. `reskd study anyres` and `reskd sweep` on an
+    any-resolution student draw it."""
+    fig = _figure(7.0, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    styles = ["-o", "--s", ":^", "-.D"]
+    for k, (name, points) in enumerate(curves.items()):
+        points = sorted(points, key=lambda p: p["gmacs"])
+        if not points:
+            continue
+        line = ax.errorbar([p["gmacs"] for p in points], [p["mean"] for p in points],
+                           yerr=[p["std"] for p in points], fmt=styles[k % len(styles)],
+                           capsize=3, markersize=5, label=name)
+        for p in points:
+            ax.annotate(f"{p['size']}p", (p["gmacs"], p["mean"]), textcoords="offset points",
+                        xytext=(5, -10), fontsize=7, color=line[0].get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("GMACs per video")
+    ax.set_ylabel(metric if "%" in metric else f"{metric} (%)")
+    ax.set_title(f"Accuracy vs computation{': ' + title if title else ''}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out_png)
+
+
+def plot_run_curves(runs: Sequence[Mapping], *, metric: str, out_png: str | Path) -> Path:
+    """`reskd compare`'s curves: per epoch, the validation metric, the training CE and (when a
+    run was distilled) the weighted KD loss, every run on the same axes. `runs` are
+    {"label", "history": metrics.jsonl records}; a run validated only at its end is one dot."""
+    distilled = any("kd" in r for run in runs for r in run["history"])
+    panels = [("val", f"validation {'mAP' if metric == 'mAP' else 'top-1'} (%)"),
+              ("ce", "training cross-entropy"), *([("kd", "training KD loss (weighted)")]
+                                                  if distilled else [])]
+    fig = _figure(4.2 * len(panels), 3.6)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (key, title) in zip(axes, panels):
+        for i, run in enumerate(runs):
+            rows = [r for r in run["history"] if (key in r if key != "val" else "val" in r)]
+            ys = [r["val"].get(metric) if key == "val" else r[key] for r in rows]
+            points = [(r["epoch"], y) for r, y in zip(rows, ys) if y is not None]
+            if points:
+                ax.plot(*zip(*points), "-o", markersize=3, color=f"C{i}", label=run["label"])
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    handles, labels = axes[1].get_legend_handles_labels()  # every run has a CE curve
+    fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=8,
+               bbox_to_anchor=(0.5, 1.0))
+    return _save(fig, out_png)

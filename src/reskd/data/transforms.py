@@ -161,7 +161,8 @@ def test_views(frames: np.ndarray, size: int, *, short_side_ratio: float, crops:
 class ViewSpec:
     """The view recipe of a run, shared by training and testing: `sizes` are the views' side
     lengths, (teacher, student) when distilling or (model,) otherwise, each shrunk with
-    `shrink` from one crop of `crop_size` (0: sizes[0])."""
+    `shrink` from one crop of `crop_size` (0: sizes[0]). `student_sizes` (an any-resolution
+    student's, `distill.student_sizes`) adds training views of the same crop at those sizes."""
     sizes: tuple[int, ...]
     crop_size: int = 0
     shrink: str = "bilinear"
@@ -171,15 +172,23 @@ class ViewSpec:
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     downsample_to: int = 0  # > 0: the crop keeps only this many pixels a side (Figure 1a)
+    student_sizes: tuple[int, ...] = ()
 
-    def train(self, frames: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """(T, H, W, C) uint8 -> {"student": (T, C, s, s)} for one size, plus "teacher" (the
-        first, largest size) for two: one crop and flip, each view shrunk from it."""
-        views = train_views(frames, self.sizes, short_side_ratio=self.short_side_ratio,
+    def train(self, frames: np.ndarray, rng: np.random.Generator) -> dict:
+        """(T, H, W, C) uint8 -> {"student": (T, C, s, s)} at the model's size (sizes[-1]),
+        plus "teacher" (sizes[0]) for two sizes, plus "students": {size: (T, C, size, size)}
+        for each other size of `student_sizes`: one crop and flip, each view shrunk from it
+        (so "student" is the same tensor with or without `student_sizes`)."""
+        others = tuple(s for s in self.student_sizes if s != self.sizes[-1])
+        views = train_views(frames, self.sizes + others, short_side_ratio=self.short_side_ratio,
                             scales=self.scales, flip=self.flip, mean=self.mean, std=self.std,
                             rng=rng, crop_size=self.crop_size, shrink_filter=self.shrink,
                             downsample_to=self.downsample_to)
-        return {"student": views[-1], **({"teacher": views[0]} if len(views) == 2 else {})}
+        n = len(self.sizes)
+        out = {"student": views[n - 1], **({"teacher": views[0]} if n == 2 else {})}
+        if others:
+            out["students"] = dict(zip(others, views[n:]))
+        return out
 
     def test(self, frames: np.ndarray, crops: int) -> torch.Tensor:
         """(T, H, W, C) uint8 -> (crops, T, C, size, size) at the model's size (sizes[-1])."""
@@ -189,21 +198,63 @@ class ViewSpec:
 
     def record(self) -> dict:
         """What a checkpoint stores (`"views"`) so that every later use makes the model's test
-        views as its training views were made; `size` is the model's own (the last size)."""
-        return {"size": self.sizes[-1], "crop_size": self.crop_size or self.sizes[0],
-                "shrink": self.shrink, "short_side_ratio": self.short_side_ratio,
-                "downsample_to": self.downsample_to, "mean": list(self.mean),
-                "std": list(self.std)}
+        views as its training views were made; `size` is the model's own (the last size), and
+        an any-resolution student's record lists every size it runs at (`student_sizes`)."""
+        record = {"size": self.sizes[-1], "crop_size": self.crop_size or self.sizes[0],
+                  "shrink": self.shrink, "short_side_ratio": self.short_side_ratio,
+                  "downsample_to": self.downsample_to, "mean": list(self.mean),
+                  "std": list(self.std)}
+        if self.student_sizes:
+            record["student_sizes"] = sorted(self.student_sizes)
+        return record
 
 
 class RecipeAssumedWarning(UserWarning):
     """A checkpoint made before view recipes were recorded: its test views are guessed."""
 
 
-def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint") -> ViewSpec:
-    """The test-view recipe of a checkpoint's model: its recorded `"views"`, or for a checkpoint
-    made before they were recorded, views resized straight to its size with antialiasing (how
-    reskd tested every model then), with a `RecipeAssumedWarning` saying so."""
+def checkpoint_sizes(ckpt: dict) -> tuple[int, ...]:
+    """The input sizes a checkpoint's model runs at: an any-resolution student's recorded
+    `student_sizes`, else its one size."""
+    return tuple((ckpt.get("views") or {}).get("student_sizes") or (ckpt["size"],))
+
+
+def check_size(ckpt: dict, size: int | None, path: str | Path = "checkpoint") -> int:
+    """`size` (None: the checkpoint's own), or a ValueError listing the sizes it supports."""
+    supported = checkpoint_sizes(ckpt)
+    if size is None:
+        return ckpt["size"]
+    if size not in supported:
+        several = len(supported) > 1
+        raise ValueError(
+            f"{path} supports --size {', '.join(map(str, supported))}"
+            + (" (an any-resolution student, distill.student_sizes)" if several else
+               " only (a student trained at one size; distill.student_sizes trains one for "
+               "several)") + f"; got --size {size}")
+    return size
+
+
+def checkpoint_at_size(ckpt: dict, size: int | None, path: str | Path = "checkpoint") -> dict:
+    """A shallow copy of `ckpt` as a checkpoint of its model at `size` (one of
+    `checkpoint_sizes`; None: its own): "size", the view recipe's size and "gmacs" are that
+    size's, so test, predict and export make views and report costs for it. A checkpoint at
+    its own size is returned as it is."""
+    size = check_size(ckpt, size, path)
+    if size == ckpt["size"]:
+        return ckpt
+    out = {**ckpt, "size": size, "gmacs": (ckpt.get("gmacs_by_size") or {}).get(size)}
+    if ckpt.get("views") is not None:
+        out["views"] = {**ckpt["views"], "size": size}
+    return out
+
+
+def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint",
+                     size: int | None = None) -> ViewSpec:
+    """The test-view recipe of a checkpoint's model at `size` (one of `checkpoint_sizes`;
+    None: its own): its recorded `"views"`, or for a checkpoint made before they were
+    recorded, views resized straight to its size with antialiasing (how reskd tested every
+    model then), with a `RecipeAssumedWarning` saying so."""
+    ckpt = checkpoint_at_size(ckpt, size, path)
     views = ckpt.get("views")
     if views is None:
         size, s = ckpt["size"], ckpt["sampling"]
@@ -220,4 +271,5 @@ def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint") -> ViewSpec:
                         std=tuple(ckpt["std"]), downsample_to=downsample_to)
     return ViewSpec(sizes=(views["size"],), crop_size=views["crop_size"], shrink=views["shrink"],
                     short_side_ratio=views["short_side_ratio"], mean=tuple(views["mean"]),
-                    std=tuple(views["std"]), downsample_to=views["downsample_to"])
+                    std=tuple(views["std"]), downsample_to=views["downsample_to"],
+                    student_sizes=tuple(views.get("student_sizes", ())))

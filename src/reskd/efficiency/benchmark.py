@@ -250,7 +250,7 @@ def _build(model_name: str | None, checkpoint: str | None, *, frames: int,
     if checkpoint is not None:
         from reskd.models import load_model_checkpoint
 
-        model, ckpt = load_model_checkpoint(checkpoint)
+        model, ckpt = load_model_checkpoint(checkpoint)  # an any-resolution one: at its size
         return model, ckpt["model_kwargs"]["arch"]
     from reskd.models import ARCHS, build_model
 
@@ -288,6 +288,14 @@ def bench_report(*, model_name: str | None = None, checkpoint: str | None = None
     if not modes or len(set(modes)) != len(modes):
         raise ValueError(f"modes must be distinct names from {', '.join(MODES)}, got {modes!r}")
     settings = {mode: mode_settings(mode, device) for mode in modes}  # validates names early
+    if checkpoint is not None:  # an any-resolution student runs at the sizes it supports only
+        from reskd.data.transforms import check_size, checkpoint_sizes
+        from reskd.engine.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint)
+        if len(checkpoint_sizes(ckpt)) > 1:
+            for size in sizes:
+                check_size(ckpt, size, checkpoint)
     base, name = _build(model_name, checkpoint, frames=frames, num_classes=num_classes)
     default = fastest_default_mode(device)["mode"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["PAPER_GMACS", "PAPER_TABLE1_ACTIVITYNET", "PAPER_TABLE4", "flops_report",
-           "format_flops", "sweep", "format_sweep", "plot_tradeoff"]
+           "format_flops", "sweep", "format_sweep", "plot_tradeoff", "plot_anyres_tradeoff"]
 
 # (arch, frames, views) -> {size: GMACs per video} as printed in the paper (Tables 1-4).
 # TSN cells are for ActivityNet (200 classes); the head's share is 2048 * K MACs per frame, so
@@ -63,8 +63,11 @@ def _positive_int(name: str, value) -> int:
 
 
 def _meta_model(model_name: str | None, checkpoint: str | Path | None, *, frames: int,
-                num_classes: int) -> tuple[torch.nn.Module, dict, dict | None]:
-    """(model on the meta device, its builder kwargs, the checkpoint or None)."""
+                num_classes: int, size: int | None = None
+                ) -> tuple[torch.nn.Module, dict, dict | None]:
+    """(model on the meta device, its builder kwargs, the checkpoint or None). An
+    any-resolution student's network is the one deployed at `size` (its BatchNorms for it;
+    `size` must be one it supports); any other checkpoint's is counted at any size."""
     from reskd.models import ARCHS
 
     if (model_name is None) == (checkpoint is None):
@@ -82,10 +85,14 @@ def _meta_model(model_name: str | None, checkpoint: str | Path | None, *, frames
             raise ValueError(f"unknown model {model_name!r}; valid: {', '.join(ARCHS)}")
         kwargs = {"arch": model_name, "num_classes": _positive_int("num_classes", num_classes),
                   "num_segments": frames}  # num_segments: TSM shifts across exactly T frames
+    from reskd.data.transforms import check_size, checkpoint_sizes
     from reskd.models import build_from_kwargs, drop_ignored_options
+    from reskd.models.size_bn import at_size
 
     with torch.device("meta"):
         model = build_from_kwargs(drop_ignored_options(kwargs))
+    if ckpt is not None and len(checkpoint_sizes(ckpt)) > 1:
+        model = at_size(model, check_size(ckpt, size, checkpoint))
     return model, kwargs, ckpt
 
 
@@ -111,7 +118,7 @@ def flops_report(*, model_name: str | None = None, checkpoint: str | Path | None
             raise ValueError(f"give size and frames with model_name (got size={size!r}, "
                              f"frames={frames!r})")
     model, kwargs, ckpt = _meta_model(model_name, checkpoint, frames=frames or 1,
-                                      num_classes=num_classes)
+                                      num_classes=num_classes, size=size)
     if ckpt is not None:
         size = ckpt["size"] if size is None else size
         frames = ckpt["frames"] if frames is None else frames
@@ -167,8 +174,10 @@ def _parse_sizes(sizes: Sequence[int]) -> list[int]:
     return sizes
 
 
-def sweep(*, sizes: Sequence[int], frames: int, out: str | Path, model_name: str | None = None,
-          checkpoints: Mapping[int, str | Path] | None = None, config: str | Path | None = None,
+def sweep(*, sizes: Sequence[int] | None = None, frames: int | None = None,
+          out: str | Path, model_name: str | None = None,
+          checkpoints: Mapping[int, str | Path] | None = None,
+          checkpoint: str | Path | None = None, config: str | Path | None = None,
           overrides: Sequence[str] = (), views: int = 1, num_classes: int = 400, batch: int = 4,
           rounds: int = 3, min_seconds: float = 1.0, device: str = "auto",
           log: Callable[[str], None] = print) -> dict:
@@ -181,38 +190,60 @@ def sweep(*, sizes: Sequence[int], frames: int, out: str | Path, model_name: str
     `batch` videos, timed in interleaved rounds. `checkpoints` maps a size to a model trained
     for it; with a `config` (YAML path, plus `--set`-style `overrides`) each is tested with
     `reskd.runs.run_test` at `data.size` = that size (mAP for multi-label data, else top-1);
-    without a config the accuracy cells stay blank. Writes OUT/sweep.md, OUT/sweep.json and
-    OUT/tradeoff.png; returns the JSON payload.
+    without a config the accuracy cells stay blank.
+
+    `checkpoint`, an any-resolution student (`distill.student_sizes`), is the one model of every
+    row instead: `sizes` default to the ones it supports (others are an error), `frames` to its
+    own, each row is it at that size (its BatchNorms for it), and `checkpoints` are separately
+    trained students shown beside it as reference points. Writes OUT/sweep.md, OUT/sweep.json
+    and OUT/tradeoff.png; returns the JSON payload.
     """
+    from reskd.data.transforms import check_size, checkpoint_sizes
     from reskd.efficiency.benchmark import bench_report, fastest_default_mode, machine_facts
     from reskd.engine.checkpoint import load_checkpoint
     from reskd.engine.runtime import autocast_dtype, pick_device
     from reskd.models import drop_ignored_options
 
+    anyres = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if anyres is not None:
+        if len(checkpoint_sizes(anyres)) < 2:
+            raise ValueError(f"checkpoint {checkpoint} was trained at one size "
+                             f"({anyres['size']} px); give it as --checkpoints "
+                             f"{anyres['size']}={checkpoint}, or give an any-resolution student "
+                             f"(distill.student_sizes)")
+        sizes = sizes or sorted(checkpoint_sizes(anyres), reverse=True)
+        for size in sizes:
+            check_size(anyres, size, checkpoint)
+        frames = frames or anyres["frames"]
+    if sizes is None or frames is None:
+        raise ValueError(f"give sizes and frames (got sizes={sizes!r}, frames={frames!r}); "
+                         f"only an any-resolution checkpoint supplies them")
     sizes = _parse_sizes(sizes)
     _positive_int("frames", frames)
     checkpoints = {int(s): Path(p) for s, p in (checkpoints or {}).items()}
     unknown = sorted(set(checkpoints) - set(sizes))
     if unknown:
         raise ValueError(f"checkpoints given for sizes {unknown} that are not in sizes {sizes}")
-    if model_name is None and not checkpoints:
+    if model_name is None and not checkpoints and anyres is None:
         raise ValueError("give model_name (e.g. resnet50) or at least one checkpoint")
     if config is not None and not Path(config).is_file():
         raise FileNotFoundError(f"config not found: {config}")
     arch, shape_kwargs = model_name, None
-    for size, path in checkpoints.items():
-        ckpt = load_checkpoint(path)
+    named = ([(None, Path(checkpoint), anyres)] if anyres is not None else []) + [
+        (size, path, load_checkpoint(path)) for size, path in checkpoints.items()]
+    for size, path, ckpt in named:
         a = ckpt["model_kwargs"]["arch"]
         arch = arch or a
-        # everything that shapes the network except its class count and dropout
+        # everything that shapes the network except its class count, dropout and BatchNorm
+        # copies (an any-resolution student's per size)
         kw = {k: v for k, v in drop_ignored_options(ckpt["model_kwargs"]).items()
-              if k not in ("num_classes", "dropout")}
+              if k not in ("num_classes", "dropout", "bn_sizes")}
         shape_kwargs = shape_kwargs or kw
         if a != arch or kw != shape_kwargs:
-            raise ValueError(f"checkpoint {path} (size {size}) is a {a} model built with {kw}, "
-                             f"but the sweep is over {arch} {shape_kwargs}; a sweep compares "
-                             f"one architecture across resolutions. Pass checkpoints of one "
-                             f"architecture.")
+            raise ValueError(f"checkpoint {path} (size {size or 'any'}) is a {a} model built "
+                             f"with {kw}, but the sweep is over {arch} {shape_kwargs}; a sweep "
+                             f"compares one architecture across resolutions. Pass checkpoints "
+                             f"of one architecture.")
         if ckpt["frames"] != frames:
             raise ValueError(f"checkpoint {path} was trained on {ckpt['frames']} frames but the "
                              f"sweep uses frames={frames}; pass --frames {ckpt['frames']}")
@@ -224,19 +255,23 @@ def sweep(*, sizes: Sequence[int], frames: int, out: str | Path, model_name: str
 
     # With checkpoints, the network is the one they store (widths, strides ... included);
     # sizes without one are counted and timed on the first checkpoint's network.
-    first_ckpt = next(iter(checkpoints.values()), None)
+    first_ckpt = Path(checkpoint) if anyres is not None else next(iter(checkpoints.values()), None)
     rows = []
     for size in sizes:
         if first_ckpt is not None:
-            f = flops_report(checkpoint=checkpoints.get(size, first_ckpt), size=size,
-                             frames=frames, views=views)
+            own = first_ckpt if anyres is not None else checkpoints.get(size, first_ckpt)
+            f = flops_report(checkpoint=own, size=size, frames=frames, views=views)
         else:
             f = flops_report(model_name=model_name, size=size, frames=frames, views=views,
                              num_classes=num_classes)
-        rows.append({"size": size, "gmacs": f["gmacs_per_video"],
-                     "gmacs_with_matmul": f["gmacs_with_matmul_per_video"],
-                     "params_m": f["params_m"],
-                     "checkpoint": str(checkpoints[size]) if size in checkpoints else None})
+        row = {"size": size, "gmacs": f["gmacs_per_video"],
+               "gmacs_with_matmul": f["gmacs_with_matmul_per_video"], "params_m": f["params_m"],
+               "checkpoint": (str(first_ckpt) if anyres is not None else
+                              str(checkpoints[size]) if size in checkpoints else None)}
+        if anyres is not None:
+            row["reference"] = ({"checkpoint": str(checkpoints[size]), "accuracy": None}
+                                if size in checkpoints else None)
+        rows.append(row)
 
     default = fastest_default_mode(dev)
     log(f"[sweep] timing {arch} at {', '.join(map(str, sizes))} px in the default mode "
@@ -257,34 +292,46 @@ def sweep(*, sizes: Sequence[int], frames: int, out: str | Path, model_name: str
                           if b["videos_per_s"] and by_size[largest]["videos_per_s"] else None)
         row["accuracy"], row["metric"], row["test"] = None, None, None
 
-    if config is not None and checkpoints:
+    if config is not None and (checkpoints or anyres is not None):
         from reskd.runs import run_test
         from reskd.config import load_config
 
         base_cfg = load_config(config, list(overrides))
-        for row in rows:
-            if row["checkpoint"] is None:
-                continue
+
+        def test(path, size: int, anyres_size: int | None = None) -> dict:
             cfg = copy.deepcopy(base_cfg)
-            cfg.data.size = row["size"]
-            log(f"[sweep] testing {row['checkpoint']} at {row['size']} px")
-            result = run_test(cfg, row["checkpoint"], log=log)
-            row["metric"] = "mAP" if "mAP" in result else "top1"
-            row["accuracy"] = float(result[row["metric"]])
-            row["test"] = {k: float(v) if isinstance(v, (int, float)) else v
-                           for k, v in result.items() if k != "failed"}
-            row["test"]["num_failed"] = len(result.get("failed", []))
+            cfg.data.size = size
+            log(f"[sweep] testing {path} at {size} px")
+            result = run_test(cfg, path, log=log, size=anyres_size)
+            metric = "mAP" if "mAP" in result else "top1"
+            details = {k: float(v) if isinstance(v, (int, float)) else v
+                       for k, v in result.items() if k != "failed"}
+            details["num_failed"] = len(result.get("failed", []))
+            return {"metric": metric, "accuracy": float(result[metric]), "test": details}
+
+        for row in rows:
+            if anyres is not None:
+                row.update(test(row["checkpoint"], row["size"], row["size"]))
+                if row["reference"] is not None:
+                    row["reference"].update(test(row["reference"]["checkpoint"], row["size"]))
+            elif row["checkpoint"] is not None:
+                row.update(test(row["checkpoint"], row["size"]))
 
     facts["load_avg_1m_end"] = machine_facts(dev, None)["load_avg_1m"]
     payload = {"model": arch, "frames": frames, "views": views, "batch": batch,
                "mode": default, "rounds": rounds, "machine": facts, "rows": rows,
                "config": str(config) if config is not None else None,
                "overrides": list(overrides),
+               "anyres_checkpoint": str(checkpoint) if anyres is not None else None,
                "paper_table4": {str(s): {"mAP": a, "gmacs": g, "videos_per_s": v}
                                 for s, (a, g, v) in PAPER_TABLE4.items()}}
     (out / "sweep.json").write_text(json.dumps(payload, indent=2))
     (out / "sweep.md").write_text(format_sweep(payload))
-    plot_tradeoff(rows, out / "tradeoff.png", title=f"{arch}, {frames} frames, {views} view(s)")
+    title = f"{arch}, {frames} frames, {views} view(s)"
+    if anyres is not None:
+        plot_anyres_tradeoff(rows, out / "tradeoff.png", title=title)
+    else:
+        plot_tradeoff(rows, out / "tradeoff.png", title=title)
     log(f"[sweep] wrote {out / 'sweep.md'}, {out / 'sweep.json'}, {out / 'tradeoff.png'}")
     return payload
 
@@ -320,6 +367,7 @@ def format_sweep(payload: Mapping) -> str:
         "| videos/s | " + " | ".join(cell(r["videos_per_s"],
                                           ".0f" if (r["videos_per_s"] or 0) >= 100 else ".3g",
                                           r["speedup"], "x") for r in rows) + " |",
+        *_reference_lines(rows),
         "",
         f"GMACs per video as the paper counts them (mmcv-style module hooks, attention matmuls "
         f"not counted) x {payload['views']} view(s); reduction is against "
@@ -332,6 +380,10 @@ def format_sweep(payload: Mapping) -> str:
            if facts["load_avg_1m"] and facts["cpus"] and facts["load_avg_1m"] > 0.5 * facts["cpus"]
            else "."),
     ]
+    if payload.get("anyres_checkpoint"):
+        lines.append(f"One any-resolution student, {payload['anyres_checkpoint']}, at every "
+                     f"size (its BatchNorms for each); \"separately trained\": a student "
+                     f"trained for that size alone.")
     if payload.get("config") is None:
         lines.append("Accuracy: not measured (give a config and checkpoints to test).")
     else:
@@ -349,6 +401,37 @@ def format_sweep(payload: Mapping) -> str:
             cell(v, ".1f", v / p[224][2], "x") for _, _, v in p.values()) + " |", "",
     ]
     return "\n".join(lines)
+
+
+def _reference_lines(rows: Sequence[Mapping]) -> list[str]:
+    """An any-resolution sweep's rows of the separately trained students and the difference."""
+    if not any(r.get("reference") for r in rows):
+        return []
+
+    def ref(r, key):
+        return (r.get("reference") or {}).get(key)
+
+    acc = [ref(r, "accuracy") for r in rows]
+    return ["| separately trained | " + " | ".join("" if a is None else f"{a:.1f}" for a in acc)
+            + " |",
+            "| any-res - separate | " + " | ".join(
+                "" if a is None or r["accuracy"] is None else f"{r['accuracy'] - a:+.1f}"
+                for r, a in zip(rows, acc)) + " |"]
+
+
+def plot_anyres_tradeoff(rows: Sequence[Mapping], out_png: str | Path, *, title: str = "") -> Path:
+    """An any-resolution student's accuracy vs GMACs, its separately trained references as
+    points beside it (drawn by :func:`reskd.analysis.plots.plot_size_curves`)."""
+    from reskd.analysis.plots import plot_size_curves
+
+    def point(r, accuracy):
+        return {"size": r["size"], "gmacs": r["gmacs"], "mean": accuracy, "std": 0.0}
+
+    curves = {"any-resolution student": [point(r, r["accuracy"]) for r in rows
+                                         if r.get("accuracy") is not None],
+              "separately trained": [point(r, r["reference"]["accuracy"]) for r in rows
+                                     if (r.get("reference") or {}).get("accuracy") is not None]}
+    return plot_size_curves(curves, out_png, metric=_metric_label(rows), title=title)
 
 
 def plot_tradeoff(rows: Sequence[Mapping], out_png: str | Path, *, title: str = "") -> Path:

@@ -39,7 +39,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from reskd.distill.distiller import KDWeights, distill_loss, set_teacher_mode
+from reskd.distill.distiller import (KDWeights, distill_loss, multi_size_distill_loss,
+                                     set_teacher_mode)
 from reskd.distill.losses import classification_loss, top1_hits
 from reskd.engine import distributed as dist_utils
 from reskd.engine.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
@@ -186,11 +187,21 @@ def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimize
     class is a label, for train top-1). Raises `NonFiniteLossError`
     before the update when the loss is not finite, so the weights stay good. The learning-rate
     schedule is the caller's.
+
+    An any-resolution student's batch also holds "students" {size: (N, T, C, s, s)}, the same
+    crop at its other sizes: the loss is summed over the sizes (`multi_size_distill_loss`),
+    with per-size parts "s{size}_ce", "s{size}_kd", "s{size}_<term>" besides the sums.
     """
     student_x = batch["student"].to(device, non_blocking=True)
     labels = batch["label"].to(device)
     with autocast(device, amp_dtype):
-        if teacher is not None:
+        if teacher is not None and "students" in batch:
+            teacher_x = batch["teacher"].to(device, non_blocking=True)
+            views = {s: x.to(device, non_blocking=True) for s, x in batch["students"].items()}
+            size = student_x.shape[-1]
+            parts = multi_size_distill_loss(model, teacher, {**views, size: student_x},
+                                            teacher_x, labels, size=size, weights=kd_weights)
+        elif teacher is not None:
             teacher_x = batch["teacher"].to(device, non_blocking=True)
             parts = distill_loss(model, teacher, student_x, teacher_x, labels, weights=kd_weights)
         else:

@@ -10,8 +10,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from reskd.data.transforms import checkpoint_at_size
 from reskd.models.base import read_state_dict
 from reskd.models.resnet import TORCHVISION_RESNETS, ResNetTrunk
+from reskd.models.size_bn import at_size, with_size_batchnorm
 from reskd.models.slowonly import SLOWONLY_DEPTHS, inflate_from_2d, slowonly
 from reskd.models.swin import SWIN_ARCHS, load_swin_weights, video_swin
 from reskd.models.tsm import TSM
@@ -169,17 +171,27 @@ def read_resnet_state_dict(pretrained: str, name: str) -> dict[str, torch.Tensor
 
 def build_from_kwargs(kwargs: dict, pretrained: str = "") -> nn.Module:
     """`build_model` from the keyword dict a run and its checkpoint store ("model_kwargs",
-    lists as YAML and JSON write them); as strict as `build_model`."""
-    return build_model(**{key: _as_value(v) for key, v in kwargs.items()}, pretrained=pretrained)
+    lists as YAML and JSON write them); as strict as `build_model`. "bn_sizes" (an
+    any-resolution student's) gives it a BatchNorm per size (`reskd.models.size_bn`)."""
+    kwargs = {key: _as_value(v) for key, v in kwargs.items()}
+    bn_sizes = kwargs.pop("bn_sizes", ())
+    model = build_model(**kwargs, pretrained=pretrained)
+    return with_size_batchnorm(model, bn_sizes) if bn_sizes else model
 
 
-def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+def load_model_checkpoint(path: str | Path, size: int | None = None) -> tuple[nn.Module, dict]:
     """(model, checkpoint) from any reskd checkpoint; the model is on CPU in eval mode.
     Options its arch ignores, which checkpoints made before options were strict may hold,
-    are reset to their defaults (`drop_ignored_options`)."""
+    are reset to their defaults (`drop_ignored_options`).
+
+    `size` (None: the checkpoint's own) must be one the checkpoint supports (a ValueError
+    lists them): an any-resolution student comes back as the ordinary network for that size
+    (its BatchNorms for it, `size_bn.at_size`) with the checkpoint as one of it at that size
+    (`checkpoint_at_size`: size, view recipe and GMACs)."""
     from reskd.engine.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
+    at = checkpoint_at_size(ckpt, size, path)
     model = build_from_kwargs(drop_ignored_options(ckpt["model_kwargs"]))
     model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt
+    return at_size(model, at["size"]).eval(), at
