@@ -93,8 +93,13 @@ def cmd_predict(args) -> int:
 def cmd_export(args) -> int:
     from reskd.export import run_export
 
+    int8 = {"calibration_videos": args.calibration_videos,
+            "validation_videos": args.validation_videos, "min_agreement": args.min_agreement,
+            "data_root": args.data_root, "train_list": args.train_list,
+            "val_list": args.val_list} if args.int8 else {}
     print(json.dumps(run_export(args.checkpoint, format=args.format, out=args.out,
-                                batch=args.batch, opset=args.opset), indent=2))
+                                batch=args.batch, opset=args.opset, size=args.size,
+                                int8=args.int8, **int8), indent=2))
     return 0
 
 
@@ -423,6 +428,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="default: CKPT with .onnx / <stem>.student.pt")
     q.add_argument("--batch", type=int, default=1, help="batch used for tracing and timing")
     q.add_argument("--opset", type=int, default=17)
+    q.add_argument("--size", type=int, default=None, help=_SIZE_HELP)
+    q.add_argument("--int8", action="store_true", help="also <out stem>.int8.onnx: ONNX Runtime "
+                   "static INT8, calibrated on training videos, checked against fp32 on "
+                   "validation videos (the checkpoint's data lists)")
+    q.add_argument("--calibration-videos", type=int, default=100,
+                   help="--int8: training videos to calibrate on, evenly spaced (default 100)")
+    q.add_argument("--validation-videos", type=int, default=1000,
+                   help="--int8: validation videos for the parity check (default 1000; 0: all)")
+    q.add_argument("--min-agreement", type=float, default=95.0, help="--int8: fail below this "
+                   "%% of validation videos with the fp32 model's top-1 class (default 95)")
+    q.add_argument("--data-root", default=None, help="--int8: the data folder (default: the "
+                   "checkpoint's data.root)")
+    q.add_argument("--train-list", default=None, help="--int8: calibration list (default: the "
+                   "checkpoint's data.train_list)")
+    q.add_argument("--val-list", default=None, help="--int8: validation list (default: the "
+                   "checkpoint's data.val_list)")
     q.set_defaults(func=cmd_export)
 
     add_efficiency_commands(sub)
