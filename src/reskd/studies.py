@@ -566,15 +566,16 @@ def anyres_runs(*, sizes: Sequence[int], high: int, seeds: Sequence[int],
     teacher = StudyRun(f"teacher{high}", (crop, f"data.size={high}"), seeds[0])
     runs = [teacher]
     listed = ",".join(map(str, sorted(sizes)))
-    for seed in seeds:
-        for r in sorted(sizes, reverse=True):
-            info = {"size": r}
-            runs.append(StudyRun(f"baseline{r}", (crop, f"data.size={r}"), seed, info=info))
-            runs.append(StudyRun(f"reskd{r}", (*FEATURE_KD, crop, f"data.size={r}"), seed,
-                                 teacher=teacher.key, info=info))
+    for seed in seeds:  # the comparison the study is for first: a partial study shows it
         runs.append(StudyRun("anyres", (*FEATURE_KD, crop, f"data.size={top}",
                                         f"distill.student_sizes=[{listed}]", *anyres_set),
                              seed, teacher=teacher.key, info={"sizes": sorted(sizes)}))
+        for r in sorted(sizes, reverse=True):
+            runs.append(StudyRun(f"reskd{r}", (*FEATURE_KD, crop, f"data.size={r}"), seed,
+                                 teacher=teacher.key, info={"size": r}))
+        for r in sorted(sizes, reverse=True):
+            runs.append(StudyRun(f"baseline{r}", (crop, f"data.size={r}"), seed,
+                                 info={"size": r}))
     return runs
 
 
