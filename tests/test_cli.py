@@ -27,6 +27,15 @@ def reskd(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+def curve_values(run: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+            for tag in events.Tags()["scalars"]}
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     from reskd.data.synth import make_synth_dataset
@@ -56,6 +65,11 @@ def test_train_distill_test_chain(config, tmp_path):
     record = json.loads((student / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["kd"] > 0 and record["loss"] == pytest.approx(record["ce"] + record["kd"], rel=1e-3)
     assert record["kd"] == pytest.approx(100 * record["feature_kd"], rel=1e-3)
+    curves = curve_values(student)  # every KD term raw and weighted (alpha 100), every 10 steps
+    assert [step for step, _ in curves["loss/feature_kd"]] == [10]
+    raw, weighted = curves["loss/feature_kd"][0][1], curves["loss_weighted/feature_kd"][0][1]
+    assert raw > 0 and weighted == pytest.approx(100 * raw, rel=1e-5)
+    assert curves["loss/kd"][0][1] == pytest.approx(weighted, rel=1e-5)
 
     ckpt = torch.load(student / "model.pt", weights_only=True)
     assert ckpt["size"] == 32 and ckpt["classes"][3] == "three" and ckpt["frames"] == 2

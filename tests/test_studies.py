@@ -90,6 +90,11 @@ def test_study_resolution_quick_writes_table_json_plot_and_reuses_finished_runs(
     table = (out / "resolution.md").read_text()
     assert "Figure 1a" in table and "Figure 1b" in table and "| 32x32 |" in table
     assert (out / "resolution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # `reskd compare` of every run: one line each, labelled by its overrides
+    compared = (out / "compare" / "compare.md").read_text()
+    assert ("| upsampled32/seed0 | data.downsample_to=32, data.size=64, model.strides=[1,2,2,2] |"
+            in compared)
+    assert compared.count("/seed0 |") == len(runs) and (out / "compare" / "compare.png").is_file()
 
     # a rerun trains nothing; a run without its record resumes from its checkpoint
     (out / "runs/S32/seed0/study.json").unlink()

@@ -16,6 +16,7 @@
     reskd study views [--out DIR] [--data DIR] [--config YAML --high N --sizes ...] [--seeds 0,1]
     reskd study anyres [--out DIR] [--data DIR] [--teacher CKPT] [--sizes 32,24,16] [--seeds 0,1,2]
     reskd data check LIST [--root R] [--format F] [--frames N] [--workers W] [--out BAD]
+    reskd compare RUN [RUN ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from pathlib import Path
 from reskd.config import Config, ConfigError, load_config
 from reskd.runs import StopOnSignals
 
+PREPARING = "stopping the workers"  # what a signal during data preparation does
+
 
 def _config_from(args) -> Config:
     return load_config(args.config, args.set or [])
-
-PREPARING = "stopping the workers"  # what a signal during data preparation does
 
 
 def cmd_train(args) -> int:
@@ -54,6 +55,15 @@ def cmd_test(args) -> int:
     result = run_test(_config_from(args), args.checkpoint, size=args.size)
     if dist_utils.is_main():
         print(json.dumps(result, indent=2) if args.json else format_test(result))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from reskd.analysis.compare import compare_runs
+
+    result = compare_runs(args.runs, args.out)
+    print("\n".join(result["table"]))
+    print(f"wrote {result['markdown']} and {result['png']}")
     return 0
 
 
@@ -405,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.add_argument("--size", type=int, default=None, help=_SIZE_HELP)
     q.set_defaults(func=cmd_test)
+
+    q = sub.add_parser("compare", help="runs side by side: a Markdown table and their curves, "
+                       "labelled by what differs between their configs")
+    q.add_argument("runs", nargs="+", metavar="RUN", help="run folders (runtime.out of "
+                   "`reskd train` / `reskd distill`)")
+    q.add_argument("--out", default="compare_out", help="where compare.md and compare.png go "
+                   "(default: compare_out)")
+    q.set_defaults(func=cmd_compare)
 
     q = sub.add_parser("demo", help="the whole ResKD story on embedded synthetic video data")
     q.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")

@@ -122,6 +122,8 @@ class RuntimeConfig:
     val_every: int = 0  # validate every N epochs (0: only at the end)
     sync_bn: bool = False  # SyncBatchNorm for the student under DDP
     keep_checkpoints: int = 2  # epoch checkpoints kept besides checkpoint.pt (0: none)
+    tensorboard: bool = True  # curves in OUT/tensorboard when the package is installed
+    log_every: int = 10  # steps between per-step curve points (and device syncs)
 
 
 @dataclass
@@ -250,6 +252,9 @@ def validate(cfg: Config) -> None:
                        ("optim.epochs", o.epochs)]:
         if value < 1:
             raise ConfigError(f"{key}: must be at least 1, got {value}")
+    if r.log_every < 1:
+        raise ConfigError(f"runtime.log_every: must be >= 1 (steps between curve points), "
+                          f"got {r.log_every}")
     if r.keep_checkpoints < 0:
         raise ConfigError(f"runtime.keep_checkpoints: must be >= 0, got {r.keep_checkpoints}")
     if o.lr <= 0:

@@ -303,7 +303,8 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
                   teacher=teacher, kd_weights=kd_weights(cfg), teacher_bn=cfg.distill.teacher_bn,
                   grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
                   val_every=r.val_every, keep_checkpoints=r.keep_checkpoints,
-                  should_stop=should_stop, progress=r.progress, log=log)
+                  should_stop=should_stop, progress=r.progress, tensorboard=r.tensorboard,
+                  log_every=r.log_every, log=log)
     val = state.history[-1].get("val", {}) if state.history else {}
     return {"out": str(out), "model": str(out / "model.pt"), "val": val}
 

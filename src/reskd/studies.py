@@ -19,7 +19,8 @@ the embedded synthetic videos (default), or any YAML (`--config`, e.g. a Table 1
 for paper scale. Every finished run leaves study.json; running the study again reuses those
 and resumes an interrupted run from its checkpoint, so a killed study loses at most the steps
 since the last checkpoint. Each study writes OUT/<study>.md (tables), OUT/<study>.json (every
-run's numbers and per-seed values) and OUT/<study>.png.
+run's numbers and per-seed values), OUT/<study>.png, and OUT/compare/ (`reskd compare` of all
+its runs: one line each, labelled by what differs between their configs, and their curves).
 
 Decisions the paper leaves open:
 - Teachers are trained once, with the first seed; the seeds vary the students, which is
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from reskd.analysis.compare import compare_runs, flat, markdown_table
 from reskd.config import Config, ConfigError, load_config
 from reskd.engine.checkpoint import write_text_atomic
 
@@ -187,12 +189,6 @@ def check_same_recipe(folder: Path, planned: Config) -> None:
     of two recipes in one table."""
     from reskd.config import to_dict
 
-    def flat(d: dict, prefix: str = "") -> dict:
-        items = {}
-        for k, v in d.items():
-            items.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-        return items
-
     saved = flat(to_dict(load_config(folder / "config.yaml")))
     wanted = flat(to_dict(planned))
     changed = sorted(k for k in wanted.keys() - _NOT_RECIPE if saved.get(k) != wanted[k])
@@ -236,8 +232,11 @@ def given_teacher(run: StudyRun, path: str | Path) -> dict:
 
 
 def _write(out: Path, study: str, markdown: str, payload: dict) -> None:
+    """OUT/<study>.md and .json, and `reskd compare` of every run in OUT/compare/ (each run's
+    line, labelled by its overrides, and their curves)."""
     write_text_atomic(out / f"{study}.md", markdown)
     write_text_atomic(out / f"{study}.json", json.dumps(payload, indent=2))
+    compare_runs([out / "runs" / key for key in payload["runs"]], out / "compare")
 
 
 def _seeds(seeds: Sequence[int]) -> list[int]:
@@ -318,20 +317,18 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
         rows[run.info["kind"]][run.info["size"]] = summarize(records, run.name, m)
     rows["upsampled"][high] = rows["native"][high]  # at the high resolution both are one model
     label = "mAP" if m == "mAP" else "top-1"
-    a = [f"## Figure 1a: information loss vs scale ({label}, %)", "",
-         f"| resolution | trained and tested at it | up-sampled back to {high}x{high} | "
-         f"GMACs/video (native) | GMACs/video (up-sampled) |", "|---|---|---|---|---|"]
-    for r in sorted(sizes, reverse=True):
-        nat, up = rows["native"][r], rows["upsampled"][r]
-        a.append(f"| {r}x{r} | {cell(nat)} | {cell(up)} | {nat['gmacs']:.4f} | {up['gmacs']:.4f} |")
+    nat, up, S = rows["native"], rows["upsampled"], rows["S"]
+    a = [f"## Figure 1a: information loss vs scale ({label}, %)", "", *markdown_table(
+        ["resolution", "trained and tested at it", f"up-sampled back to {high}x{high}",
+         "GMACs/video (native)", "GMACs/video (up-sampled)"],
+        [[f"{r}x{r}", cell(nat[r]), cell(up[r]), f"{nat[r]['gmacs']:.4f}",
+          f"{up[r]['gmacs']:.4f}"] for r in sorted(sizes, reverse=True)])]
     b = ["", f"## Figure 1b: stock (-H) vs stride-modified (-S) network ({label}, %)", "",
-         f"-S: `{' '.join(s_set)}`", "",
-         "| resolution | -H | -S | S - H | GMACs/video -H | GMACs/video -S |",
-         "|---|---|---|---|---|---|"]
-    for r in sorted(s_sizes, reverse=True):
-        h, s = rows["native"][r], rows["S"][r]
-        b.append(f"| {r}x{r} | {cell(h)} | {cell(s)} | {s['mean'] - h['mean']:+.1f} | "
-                 f"{h['gmacs']:.4f} | {s['gmacs']:.4f} |")
+         f"-S: `{' '.join(s_set)}`", "", *markdown_table(
+             ["resolution", "-H", "-S", "S - H", "GMACs/video -H", "GMACs/video -S"],
+             [[f"{r}x{r}", cell(nat[r]), cell(S[r]), f"{S[r]['mean'] - nat[r]['mean']:+.1f}",
+               f"{nat[r]['gmacs']:.4f}", f"{S[r]['gmacs']:.4f}"]
+              for r in sorted(s_sizes, reverse=True)])]
     seconds = time.perf_counter() - start
     markdown = "\n".join(["# reskd study resolution (the paper's Figure 1)", "", *a, *b,
                           *_footer(base, seeds, command, records, seconds)])
@@ -429,14 +426,12 @@ def run_ablation_study(out: str | Path, *, config: str | None = None,
     stats = {name: summarize(records, name, m) for name in names}
     t5 = [f"## Table 5: design of the KD ({label}, %, student at {student_size}x{student_size})",
           "", f"Teacher: high-capacity (`{' '.join(big_set)}`) at {teacher_size}x{teacher_size}.", "",
-          f"| KD method | supervision signal | loss | temporal dim. | spatial dim. | {label} |",
-          "|---|---|---|---|---|---|"]
-    for name, row, signal, loss, t, s in TABLE5:
-        t5.append(f"| {row} | {signal} | {loss} | {t} | {s} | {cell(stats[name])} |")
+          *markdown_table(["KD method", "supervision signal", "loss", "temporal dim.",
+                           "spatial dim.", label],
+                          [[*cells, cell(stats[name])] for name, *cells in TABLE5])]
     t6 = ["", f"## Table 6: model vs resolution distillation ({label}, %)", "",
-          f"| setting | teacher | high resolution ({teacher_size}) | {label} |", "|---|---|---|---|"]
-    for name, row, teacher, hr in TABLE6:
-        t6.append(f"| {row} | {teacher} | {hr} | {cell(stats[name])} |")
+          *markdown_table(["setting", "teacher", f"high resolution ({teacher_size})", label],
+                          [[*cells, cell(stats[name])] for name, *cells in TABLE6])]
     teachers = ["", "Teachers (first seed): " + ", ".join(
         f"{r.name} {cell(stats[r.name])}" for r in runs if r.name.startswith("teacher_")) + "."]
     seconds = time.perf_counter() - start
@@ -520,14 +515,16 @@ def run_views_study(out: str | Path, *, config: str | None = None, overrides: Se
     records = execute(runs, base, out, log=log, should_stop=should_stop)
     m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
     stats = {r.name: summarize(records, r.name, m) for r in runs}
-    lines = [f"## Shrinking the {high} px crop to the student's size ({label}, %)", "",
-             "| student | filter | CE baseline | ResKD | ResKD - baseline |", "|---|---|---|---|---|"]
+    table = []
     for r in sorted(sizes, reverse=True):
         net = f" (-S: `{' '.join(s_set)}`)" if r in s_sizes else ""
         for f in VIEW_FILTERS:
             b, k = stats[f"baseline_{f}{r}"], stats[f"reskd_{f}{r}"]
-            lines.append(f"| {r}x{r} ({high // r}x fewer pixels a side){net} | {f} | {cell(b)} | "
-                         f"{cell(k)} | {k['mean'] - b['mean']:+.1f} |")
+            table.append([f"{r}x{r} ({high // r}x fewer pixels a side){net}", f, cell(b),
+                          cell(k), f"{k['mean'] - b['mean']:+.1f}"])
+    lines = [f"## Shrinking the {high} px crop to the student's size ({label}, %)", "",
+             *markdown_table(["student", "filter", "CE baseline", "ResKD", "ResKD - baseline"],
+                             table)]
     teacher = stats[runs[0].name]
     lines += ["", f"Teacher at {high}x{high} (first seed): {cell(teacher)}. Every model is tested "
               f"on views made as its training views (data.crop_size={high}, data.shrink as in "

@@ -1,6 +1,6 @@
 """Figures: the paper's Figure 4 (ERFs side by side, 4a; attention overlays, 4b), the
-resolution study (Figure 1), the ablation bars (Tables 5 and 6) and the accuracy-vs-GMACs
-trade-off of `reskd sweep`.
+resolution study (Figure 1), the ablation bars (Tables 5 and 6), the accuracy-vs-GMACs
+trade-off of `reskd sweep` and the runs' curves of `reskd compare`.
 
 The only module that imports matplotlib. It draws on an Agg canvas through the object API
 (`Figure`, `FigureCanvasAgg`), never pyplot, so it needs no display and leaves the caller's

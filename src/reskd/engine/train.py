@@ -47,6 +47,7 @@ from reskd.engine.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_p
                                      epoch_checkpoints, find_resume_checkpoint,
                                      prune_epoch_checkpoints, save_checkpoint)
 from reskd.engine.runtime import autocast
+from reskd.engine.tensorboard import open_writer, write_scalars
 
 # Test hook: the trainer signals itself after this global step (SIGKILL unless
 # RESKD_TEST_KILL_SIGNAL names another, e.g. TERM), to test crash and interrupt recovery.
@@ -166,7 +167,16 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 def _zero_sums() -> dict:
     return {"loss": 0.0, "ce": 0.0, "kd": 0.0, "correct": 0.0, "clips": 0, "skipped": 0,
-            "seconds": 0.0}
+            "seconds": 0.0, "grad_norm": 0.0, "steps": 0}
+
+
+def _on_host(sums: dict) -> dict:
+    """The epoch sums as Python numbers (one device sync)."""
+    tensors = [k for k, v in sums.items() if isinstance(v, torch.Tensor)]
+    if not tensors:
+        return dict(sums)
+    values = torch.stack([sums[k] for k in tensors]).tolist()
+    return {**sums, **dict(zip(tensors, values))}
 
 
 _NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # passes loss and step through
@@ -183,8 +193,8 @@ def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimize
 
     `batch` holds "student" (N, T, C, h, w), "label" and, with a teacher, "teacher"
     (N, T, C, H, W); the loss is CE, plus the weighted KD terms with a teacher. Returns the
-    loss parts, detached: "loss", "ce", each "*kd" term, "logits", and "hits" (clips whose top
-    class is a label, for train top-1). Raises `NonFiniteLossError`
+    loss parts, detached: "loss", "ce", each "*kd" term, "logits", "hits" (clips whose top
+    class is a label, for train top-1) and "grad_norm" (before clipping). Raises `NonFiniteLossError`
     before the update when the loss is not finite, so the weights stay good. The learning-rate
     schedule is the caller's.
 
@@ -214,12 +224,16 @@ def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimize
     scaler = scaler or _NO_SCALING
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # the true gradients, for clipping and the curves
     if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    else:
+        grad_norm = nn.utils.get_total_norm([p.grad for p in model.parameters()
+                                             if p.grad is not None])
     scaler.step(optimizer)
     scaler.update()
-    return {**parts, "loss": loss.detach(), "hits": top1_hits(parts["logits"], labels)}
+    return {**parts, "loss": loss.detach(), "hits": top1_hits(parts["logits"], labels),
+            "grad_norm": grad_norm.detach()}
 
 
 def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, scheduler, scaler,
@@ -269,16 +283,35 @@ def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, schedule
 
 
 def _add_step(sums: dict, parts: dict, n: int, skipped: list[str]) -> None:
-    """Adds one step's loss parts (per clip, `n` clips), top-1 hits and skipped videos to the
-    epoch sums."""
+    """Adds one step's loss parts (per clip, `n` clips), top-1 hits, grad norm and skipped
+    videos to the epoch sums. The parts stay float64 tensors on the model's device, added in
+    the order a float sum would be (the same numbers): no device sync until `_on_host`."""
     sums["clips"] += n
-    sums["loss"] += parts["loss"].item() * n
-    sums["ce"] += parts["ce"].item() * n
-    for name in parts:  # "kd" (weighted total) and each term ("feature_kd", ...)
-        if name.endswith("kd"):
-            sums[name] = sums.get(name, 0.0) + parts[name].item() * n
-    sums["correct"] += parts["hits"].item()
+    sums["steps"] += 1
+    for name in parts:  # "loss", "ce", "kd" (weighted total) and each term ("feature_kd", ...)
+        if name in ("loss", "ce") or name.endswith("kd"):
+            sums[name] = sums.get(name, 0.0) + parts[name].double() * n
+    sums["correct"] = sums["correct"] + parts["hits"].double()
+    sums["grad_norm"] = sums["grad_norm"] + parts["grad_norm"].double()
     sums["skipped"] += sum(1 for s in skipped if s)
+
+
+def _interval_curves(now: dict, last: dict, *, lr: float, seconds: float, waited: float,
+                     kd_weights: KDWeights) -> dict:
+    """The curve points of the steps between two readings of the epoch sums: mean loss parts
+    per clip, each KD term raw and weighted, lr, grad norm, train top-1, clips/s, data wait."""
+    clips = max(1, now["clips"] - last.get("clips", 0))
+    steps = max(1, now["steps"] - last.get("steps", 0))
+    terms = [k for k in now if k.endswith("_kd")]  # none without a teacher: no "kd" curve
+    mean = {k: (now[k] - last.get(k, 0.0)) / clips
+            for k in ["loss", "ce", *(["kd", *terms] if terms else [])]}
+    weighted = {k: getattr(kd_weights, k[:-3]) * v for k, v in mean.items()
+                if k.endswith("_kd") and hasattr(kd_weights, k[:-3])}
+    return {"loss": mean, "loss_weighted": weighted,
+            "train": {"lr": lr, "grad_norm": (now["grad_norm"] - last.get("grad_norm", 0.0)) / steps,
+                      "top1": 100 * (now["correct"] - last.get("correct", 0.0)) / clips,
+                      "clips_per_s": clips / max(seconds, 1e-9),
+                      "data_wait": waited / max(seconds, 1e-9)}}
 
 
 def _epoch_record(totals: dict, *, epoch: int, step: int, lr: float, world: int,
@@ -290,6 +323,7 @@ def _epoch_record(totals: dict, *, epoch: int, step: int, lr: float, world: int,
     record = {"epoch": epoch, "step": step, "lr": lr,
               "loss": totals["loss"] / clips, "ce": totals["ce"] / clips,
               "train_top1": 100 * totals["correct"] / clips,
+              "grad_norm": totals["grad_norm"] / max(1, totals["steps"]),
               "clips_per_s": totals["clips"] / max(seconds, 1e-9), "seconds": seconds,
               "skipped": int(totals["skipped"]), "rss_mb": round(rss_mb, 1),
               "peak_rss_mb": round(peak_rss_mb, 1)}
@@ -304,14 +338,18 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
           teacher_bn: str = "train", grad_clip: float = 0.0, resume: bool = False,
           evaluate_fn: Callable[[nn.Module], dict] | None = None, val_every: int = 0,
           keep_checkpoints: int = 2, should_stop: Callable[[], str | None] | None = None,
-          progress: bool = True, log: Callable[[str], None] = print) -> TrainState:
+          progress: bool = True, tensorboard: bool = True, log_every: int = 10,
+          log: Callable[[str], None] = print) -> TrainState:
     """Trains `model` (the student when `teacher` is given) and returns the final state.
 
     `model` may be DDP-wrapped; checkpoints store the unwrapped weights. `context` (config,
     classes, sizes, ...) goes into every checkpoint. `evaluate_fn(model)` returns metrics.
     `loader.sampler` needs `set_epoch`; a `ResumableSampler` lets a mid-epoch resume skip the
     done steps without decoding them. `should_stop()` returns a reason (e.g. "SIGTERM") to
-    stop after the current step, or None. Each step is `train_step`.
+    stop after the current step, or None. Each step is `train_step`. Every `log_every` steps
+    the loss parts are read from the device (the only sync of the loop besides the step's own
+    finiteness check) for the progress bar and, with `tensorboard`, the curves
+    (`reskd.engine.tensorboard`).
     """
     if keep_checkpoints < 0:
         raise ValueError(f"keep_checkpoints must be >= 0 (0 keeps only {LATEST}), got "
@@ -335,6 +373,9 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                              global_batch=global_batch, batch_size=loader.batch_size, log=log)
     if teacher is not None:
         set_teacher_mode(teacher, teacher_bn)
+    resumed = state.step > 0
+    writer = (open_writer(out_dir, resume_step=state.step + 1 if resumed else None, log=log)
+              if tensorboard and is_main else None)
     kill_at = int(os.environ.get(_KILL_AT_STEP, "0") or 0)
     kill_signal = getattr(signal, "SIG" + os.environ.get(_KILL_SIGNAL, "KILL").upper())
 
@@ -354,7 +395,9 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
 
     def interrupt(reason: str, sums: dict, done: int, epoch: int) -> Interrupted:
         """Saves the position `done` steps into `epoch` (0-based) and returns the exception."""
-        sums = dist_utils.all_reduce_sums(sums, device)  # the whole epoch so far, all processes
+        sums = dist_utils.all_reduce_sums(_on_host(sums), device)  # the epoch so far, all processes
+        if writer is not None:
+            writer.flush()
         if is_main:
             extra = {"epoch_step": done, "partial": sums} if done else {}
             try:
@@ -379,12 +422,15 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
         for _ in range(0 if can_skip else done):  # a plain sampler: load the done batches, drop
             next(batches)
         start = time.perf_counter()
+        last, last_time, waited = _on_host(sums), start, 0.0  # the previous curve point
         skipped: list[str] = []
         bar = tqdm(total=len(loader), initial=done, desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not (progress and is_main), leave=False, dynamic_ncols=True)
         while True:
+            wait_start = time.perf_counter()
             try:
                 batch = next(batches)
+                waited += time.perf_counter() - wait_start
             except StopIteration:
                 break
             except Exception:
@@ -417,7 +463,15 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             done += 1
             _add_step(sums, parts, batch["label"].shape[0], batch["skipped"])
             bar.update()
-            bar.set_postfix(loss=f"{parts['loss'].item():.3f}")
+            if state.step % log_every == 0:
+                now, t = _on_host(sums), time.perf_counter()
+                curves = _interval_curves(now, last, lr=optimizer.param_groups[0]["lr"],
+                                          seconds=t - last_time, waited=waited,
+                                          kd_weights=kd_weights)
+                bar.set_postfix(loss=f"{curves['loss']['loss']:.3f}")
+                if writer is not None:
+                    write_scalars(writer, "", curves, state.step)
+                last, last_time, waited = now, t, 0.0
             if state.step == kill_at:
                 os.kill(os.getpid(), kill_signal)
             reason = stop_requested()
@@ -427,7 +481,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
         bar.close()
         sums["seconds"] += time.perf_counter() - start
         state.epoch_step = 0
-        totals = dist_utils.all_reduce_sums(sums, device)
+        totals = dist_utils.all_reduce_sums(_on_host(sums), device)
         record = _epoch_record(totals, epoch=epoch + 1, step=state.step,
                                lr=optimizer.param_groups[0]["lr"], world=world,
                                distilled=teacher is not None)
@@ -439,6 +493,11 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             record["val"] = evaluate_fn(core)
         state.epoch = epoch + 1
         state.history.append(record)
+        if writer is not None:  # before the checkpoint: a resume from it keeps these points
+            write_scalars(writer, "epoch", {k: v for k, v in record.items()
+                                            if k not in ("epoch", "step", "val")}, state.step)
+            write_scalars(writer, "val", record.get("val", {}), state.step)
+            writer.flush()
         if is_main:
             _write_jsonl(metrics_path, record)
             _save_epoch(payload(), out_dir, state.epoch, keep_checkpoints)
@@ -448,6 +507,8 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             if reason is not None:  # the epoch's checkpoint is the position
                 raise Interrupted(f"stopped by {reason} after epoch {state.epoch}; saved "
                                   f"{ckpt_path}. Continue with --resume.", _exit_code(reason))
+    if writer is not None:
+        writer.close()
     if is_main:
         final = state.history[-1] if state.history else {}
         try:
