@@ -17,6 +17,7 @@
     reskd study anyres [--out DIR] [--data DIR] [--teacher CKPT] [--sizes 32,24,16] [--seeds 0,1,2]
     reskd data check LIST [--root R] [--format F] [--frames N] [--workers W] [--out BAD]
     reskd compare RUN [RUN ...] [--out DIR]
+    reskd convert SOURCE OUT [--config YAML --set ...] [--half student|teacher] [--size S]
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ def cmd_test(args) -> int:
     result = run_test(_config_from(args), args.checkpoint, size=args.size)
     if dist_utils.is_main():
         print(json.dumps(result, indent=2) if args.json else format_test(result))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from reskd.runs import run_convert
+
+    result = run_convert(_config_from(args), args.source, args.out, half=args.half,
+                         size=args.size)
+    print("\n".join(result["report"]))
+    print(f"wrote {result['out']}: {result['arch']}, {result['summary']}; "
+          f"{len(result['report'])} keys above")
+    if result["to"] == "mmaction2":
+        print(f"load it into mmaction2 with:\n{result['config']}")
     return 0
 
 
@@ -415,6 +429,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.add_argument("--size", type=int, default=None, help=_SIZE_HELP)
     q.set_defaults(func=cmd_test)
+
+    q = sub.add_parser("convert", help="mmaction2 checkpoints or torchvision weights -> a reskd "
+                       "model.pt; a reskd checkpoint -> an mmaction2 checkpoint; every key "
+                       "reported")
+    q.add_argument("source", help="an mmaction2 checkpoint (PATH#teacher for the teacher half "
+                   "of the authors' ResKD ones), torchvision:ENUM.MEMBER or a torchvision "
+                   "weights file; or a reskd model.pt (converted to mmaction2)")
+    q.add_argument("out", help="the file to write")
+    q.add_argument("--config", default=None, help="YAML whose data.* (size, frames, classes, "
+                   "view recipe) the reskd checkpoint records where the source does not say")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
+    q.add_argument("--half", default="student", choices=["student", "teacher"],
+                   help="which half of an authors' ResKD checkpoint (default: student)")
+    q.add_argument("--size", type=int, default=None, help="input size recorded (default: the "
+                   "source's, else data.size); for a reskd any-resolution student, its size")
+    q.set_defaults(func=cmd_convert)
 
     q = sub.add_parser("compare", help="runs side by side: a Markdown table and their curves, "
                        "labelled by what differs between their configs")

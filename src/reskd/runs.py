@@ -30,11 +30,15 @@ from reskd.data.transforms import ViewSpec, checkpoint_views
 from reskd.distill.distiller import KDWeights, freeze
 from reskd.efficiency import flops
 from reskd.engine import distributed as dist_utils
+from reskd.engine.checkpoint import save_checkpoint
 from reskd.engine.evaluate import evaluate
 from reskd.engine.runtime import (autocast_dtype, pick_device, precision_name, prepare_model,
                                   share_cpu_with_workers)
 from reskd.engine.train import make_optimizer, make_schedule, train
 from reskd.models import build_from_kwargs, load_model_checkpoint
+from reskd.models.imports import (Renormalized, check_classes, convert_to_mmaction,
+                                  load_model_source, renormalized)
+from reskd.models.weights import file_kind, is_torchvision_name, read_weights_file, split_half
 
 
 def read_classes_for(cfg: Config) -> list[str]:
@@ -156,21 +160,39 @@ def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: flo
 def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print):
     """The frozen teacher and its input size; mismatches with the config are errors naming both.
 
-    The teacher's views in distillation are the crop of data.crop_size (0: the teacher's size)
-    shrunk with data.shrink; when that is not how its own training views were made, says so."""
+    distill.teacher is a reskd checkpoint, a torchvision weights name or file, or an mmaction2
+    checkpoint (`reskd.models.imports`). Its preprocessing travels with it: its input size
+    (distill.teacher_size overrides it), its mean/std (a teacher normalised otherwise than
+    data.mean/std gets the dataset's views renormalised to its own, exactly) and, for a reskd
+    teacher, its frames; its classes must be the dataset's (count and, where both have names,
+    names). The teacher's views in distillation are the crop of data.crop_size (0: the
+    teacher's size) shrunk with data.shrink; when that is not how its own training views were
+    made, says so."""
     if not cfg.distill.teacher:
         raise ConfigError("distill.teacher is empty: give the checkpoint of a teacher trained "
-                          "with `reskd train` (e.g. --set distill.teacher=runs/teacher/model.pt)")
-    teacher, ckpt = load_model_checkpoint(cfg.distill.teacher)
-    t_classes = ckpt["model_kwargs"]["num_classes"]
-    if t_classes != num_classes:
-        raise ValueError(f"teacher {cfg.distill.teacher} has {t_classes} classes but this config "
-                         f"has {num_classes}; distil on the dataset the teacher was trained on")
-    t_frames, s_frames = ckpt["frames"], cfg.data.clip_len or cfg.data.num_segments
-    if t_frames != s_frames:
+                          "with `reskd train` (e.g. --set distill.teacher=runs/teacher/model.pt), "
+                          "a torchvision weights name (torchvision:ENUM.MEMBER) or an mmaction2 "
+                          "checkpoint")
+    s_frames = cfg.data.clip_len or cfg.data.num_segments
+    teacher, ckpt = load_model_source(cfg.distill.teacher, num_segments=s_frames)
+    check_classes(cfg.distill.teacher, ckpt["model_kwargs"]["num_classes"], ckpt.get("classes"),
+                  read_classes_for(cfg))
+    t_frames = ckpt["frames"]
+    if t_frames is not None and t_frames != s_frames:
         raise ValueError(f"teacher {cfg.distill.teacher} was trained on {t_frames} frames per "
                          f"clip but the student config uses {s_frames}; they must see the same "
                          f"frames")
+    if t_frames is None and ckpt.get("recipe_frames") not in (None, s_frames):
+        log(f"note: teacher {cfg.distill.teacher} was trained and evaluated on clips of "
+            f"{ckpt['recipe_frames']} frames; here it sees {s_frames} (data.clip_len / "
+            f"data.num_segments)")
+    if ckpt.get("mean") is not None:
+        teacher = renormalized(teacher, data_mean=cfg.data.mean, data_std=cfg.data.std,
+                               mean=ckpt["mean"], std=ckpt["std"])
+        if isinstance(teacher, Renormalized):
+            log(f"note: teacher {cfg.distill.teacher} takes frames normalised with mean "
+                f"{ckpt['mean']} / std {ckpt['std']}; its views are renormalised from data.mean "
+                f"/ data.std to those")
     with torch.device("meta"):
         student_channels = build_from_kwargs(student_kwargs).feature_channels
     if cfg.distill.alpha > 0 and teacher.feature_channels != student_channels:
@@ -180,6 +202,10 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print)
             f"needs equal channel counts: use a teacher of the same width, or pixel-level "
             f"logit KD (--set distill.alpha=0 --set distill.pixel_logit_kd=500)")
     size = cfg.distill.teacher_size or ckpt["size"]
+    if size is None:
+        size = 224
+        log(f"note: teacher {cfg.distill.teacher} does not record its input size (mmaction2 "
+            f"checkpoints do not); assuming {size} px, mmaction2's: set distill.teacher_size")
     crop = cfg.data.crop_size or size
     if "views" in ckpt and size == ckpt["views"]["size"]:
         own = ckpt["views"]
@@ -190,6 +216,52 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print)
                 f"shrunk to {size} px ({cfg.data.shrink}). Set data.crop_size / data.shrink to "
                 f"match if that is not intended.")
     return freeze(teacher), size
+
+
+def run_convert(cfg: Config, source: str, out: str | Path, *, half: str = "student",
+                size: int | None = None) -> dict:
+    """`reskd convert`. A reskd checkpoint becomes an mmaction2 checkpoint
+    (`convert_to_mmaction`); anything else `load_model_source` reads (an mmaction2
+    checkpoint - the `half` of an authors' ResKD one -, torchvision weights by name or file)
+    becomes a reskd model.pt that test, predict, export and distill use on their own.
+
+    Its context comes from the source where the source has it (input size, mean/std, class
+    names) and from `cfg` otherwise: data.size (`size` overrides both), frames
+    (data.num_segments / clip_len; a TSM is built for them), data.classes or model.num_classes
+    (checked against the source's), the test-view recipe. A source key with no reskd
+    counterpart is an error naming it. Returns {"out", "arch", "to", "report": one line per
+    key, "summary"}."""
+    if not is_torchvision_name(source) and file_kind(
+            read_weights_file(split_half(source, half)[0])) == "reskd":
+        result = convert_to_mmaction(source, out, size=size)
+        return {**result, "to": "mmaction2"}
+    d = cfg.data
+    frames = d.clip_len or d.num_segments
+    model, ctx = load_model_source(source, half=half, num_segments=frames,
+                                   dropout=cfg.model.dropout)
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in ctx["model_kwargs"].items()}
+    num_classes = kwargs["num_classes"]
+    if d.classes or cfg.model.num_classes:
+        classes = read_classes_for(cfg)
+        check_classes(source, num_classes, ctx.get("classes"), classes)
+    else:
+        classes = ctx.get("classes") or [str(i) for i in range(num_classes)]
+    cfg = copy.deepcopy(cfg)
+    cfg.model.arch, cfg.model.num_classes = kwargs["arch"], num_classes
+    d = cfg.data
+    d.size = size or ctx.get("size") or d.size
+    if ctx.get("mean") is not None:
+        d.mean, d.std = tuple(ctx["mean"]), tuple(ctx["std"])
+    views = ViewSpec(sizes=(d.size,), crop_size=d.crop_size, shrink=d.shrink,
+                     short_side_ratio=d.short_side_ratio, mean=d.mean, std=d.std,
+                     downsample_to=d.downsample_to).record()
+    gmacs = flops.gmacs_per_video(model, frames, d.size, d.test_clips * d.test_crops)
+    context = checkpoint_context(cfg, classes, kwargs, gmacs, views)
+    save_checkpoint({**context, "kind": "model", "model": model.state_dict(),
+                     "converted_from": source}, out)
+    return {"out": str(out), "arch": kwargs["arch"], "to": "reskd", "report": ctx["report"],
+            "summary": f"{num_classes} classes, {d.size} px, {frames} frames, {gmacs:.3f} "
+                       f"GMACs per video"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,10 +17,13 @@ from reskd.models.size_bn import at_size, with_size_batchnorm
 from reskd.models.slowonly import SLOWONLY_DEPTHS, inflate_from_2d, slowonly
 from reskd.models.swin import SWIN_ARCHS, load_swin_weights, video_swin
 from reskd.models.tsm import TSM
+from reskd.models.torchvision_video import MVIT_ARCHS, VIDEO_RESNET_ARCHS, torchvision_video_model
 from reskd.models.tsn import TSN
+from reskd.models.weights import is_weights_source, load_pretrained
 
 TSM_ARCHS = tuple(f"tsm_{name}" for name in TORCHVISION_RESNETS)
-ARCHS = (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS, *SLOWONLY_DEPTHS, *SWIN_ARCHS)
+ARCHS = (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS, *SLOWONLY_DEPTHS, *SWIN_ARCHS,
+         *VIDEO_RESNET_ARCHS, *MVIT_ARCHS)
 
 # The structural options of `build_model` and their defaults (= the config's `model.*` defaults).
 STRUCTURAL_DEFAULTS: dict[str, object] = {
@@ -37,6 +40,8 @@ ARCH_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     **{a: ("TSM over a torchvision ResNet", ("strides",)) for a in TSM_ARCHS},
     **{a: ("SlowOnly, a fixed mmaction2 layout", ()) for a in SLOWONLY_DEPTHS},
     **{a: ("Video Swin, a fixed torchvision layout", ()) for a in SWIN_ARCHS},
+    **{a: ("a torchvision 3D ResNet, a fixed layout", ()) for a in VIDEO_RESNET_ARCHS},
+    **{a: ("a torchvision MViT, a fixed layout", ()) for a in MVIT_ARCHS},
 }
 
 
@@ -98,7 +103,9 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     - TSM: tsm_resnet18..152, a torchvision ResNet with residual temporal shift; clips must have
       exactly `num_segments` frames;
     - SlowOnly: slowonly_r50 (SlowOnly-R50 8x8, mmaction2 layout);
-    - Video Swin: swin3d_t / swin3d_s / swin3d_b (torchvision).
+    - Video Swin: swin3d_t / swin3d_s / swin3d_b (torchvision);
+    - torchvision's 3D ResNets r3d_18 / mc3_18 / r2plus1d_18 and MViT mvit_v1_b / mvit_v2_s
+      (`reskd.models.torchvision_video`).
 
     The structural options block/layers/widths/stem/strides apply only where `ARCH_OPTIONS`
     says so; a non-default value for an arch that fixes it raises ValueError rather than being
@@ -107,6 +114,8 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     `pretrained`: "" (random init), "imagenet" (torchvision's weights API, downloads once into
     the torch hub cache; ResNets, TSM, and SlowOnly by inflation) or a path: a torchvision-layout
     ResNet state dict (ResNets, TSM; SlowOnly inflates it) or a torchvision swin3d state dict.
+    Also a torchvision weights name (`torchvision:ENUM.MEMBER`) and, as a file, any model's
+    torchvision weights, an mmaction2 checkpoint or a reskd checkpoint: `reskd.models.weights`.
     """
     if arch not in ARCH_OPTIONS:
         raise ValueError(f"unknown model.arch {arch!r}; valid: {', '.join(ARCHS)}")
@@ -114,6 +123,17 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
                          "strides": strides})
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    if pretrained and is_weights_source(pretrained):
+        model = build_model(arch, num_classes=num_classes, block=block, layers=layers,
+                            widths=widths, stem=stem, strides=strides, dropout=dropout,
+                            num_segments=num_segments)
+        load_pretrained(model, arch, pretrained)
+        return model
+    if arch in VIDEO_RESNET_ARCHS or arch in MVIT_ARCHS:
+        if pretrained:
+            raise ValueError(f"model.pretrained={pretrained!r} for {arch}: give a torchvision "
+                             f"weights name (torchvision:ENUM.MEMBER) or a weights file")
+        return torchvision_video_model(arch, num_classes=num_classes, dropout=dropout)
     if arch in TSM_ARCHS:
         base = arch[len("tsm_"):]
         block, layers = TORCHVISION_RESNETS[base]

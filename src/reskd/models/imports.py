@@ -20,12 +20,14 @@ another normalisation take the dataset's, exactly; `check_classes` compares clas
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from reskd.config import IMAGENET_MEAN, IMAGENET_STD
 from reskd.models import build_model, load_model_checkpoint
+from reskd.models.mmaction import kind_of_arch, mmaction_model_config, to_mmaction
 from reskd.models.weights import (WEIGHTS_ARCH, file_kind, fit, is_torchvision_name,
                                   read_weights_file, reskd_layout, split_half, torchvision_arch,
                                   torchvision_state_dict, torchvision_to_reskd,
@@ -212,3 +214,29 @@ def renormalized(model: nn.Module, *, data_mean, data_std, mean, std) -> nn.Modu
     same = all(abs(a - b) < 1e-6 for a, b in zip([*data_mean, *data_std], [*mean, *std]))
     return model if same else Renormalized(model, data_mean=data_mean, data_std=data_std,
                                            mean=mean, std=std)
+
+
+def convert_to_mmaction(source: str | Path, out: str | Path, *,
+                        size: int | None = None) -> dict:
+    """A reskd checkpoint -> an mmaction2 1.x recognizer checkpoint at `out`
+    ({"meta", "state_dict"}, what mmengine's `load_checkpoint` reads). An any-resolution
+    student is written as its network at `size` (default: its own). The meta holds the
+    mmaction2 model config it loads into (data preprocessor with the checkpoint's mean/std
+    x 255), the class names, size and frames. Returns {"out", "arch", "config", "report"}."""
+    model, ckpt = load_model_checkpoint(source, size)
+    kwargs = ckpt["model_kwargs"]
+    mapped = to_mmaction(kwargs["arch"], model.state_dict())
+    config = mmaction_model_config(kwargs["arch"], kwargs["num_classes"],
+                                   kwargs.get("num_segments", 8),
+                                   mean=ckpt.get("mean"), std=ckpt.get("std"))
+    meta = {"converted_from": str(source), "config": config,
+            "dataset_meta": {"classes": list(ckpt.get("classes") or [])},
+            "reskd": {"arch": kwargs["arch"], "size": ckpt.get("size"),
+                      "frames": ckpt.get("frames")}}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"meta": meta, "state_dict": mapped.state}, out)
+    return {"out": str(out), "arch": kwargs["arch"], "config": config,
+            "summary": f"mmaction2 {kind_of_arch(kwargs['arch'])}, {kwargs['num_classes']} "
+                       f"classes",
+            "report": [f"{src} -> {dst} {tuple(mapped.state[dst].shape)}"
+                       for src, dst in mapped.mapped]}

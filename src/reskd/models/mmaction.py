@@ -361,8 +361,21 @@ def to_mmaction(arch: str, state: dict[str, torch.Tensor]) -> Mapped:
     return Mapped(kind=kind, arch=arch, kwargs={}, state=out, mapped=mapped)
 
 
-def mmaction_model_config(arch: str, num_classes: int, num_segments: int = 8) -> str:
-    """The mmaction2 1.x `model = dict(...)` that a converted checkpoint loads into."""
+def mmaction_model_config(arch: str, num_classes: int, num_segments: int = 8, *,
+                          mean=None, std=None) -> str:
+    """The mmaction2 1.x `model = dict(...)` that a converted checkpoint loads into; with
+    `mean` / `std` (0-1 scale, reskd's) its data preprocessor, which works in 0-255."""
+    text = _model_config(arch, num_classes, num_segments)
+    if mean is None:
+        return text
+    shape = "NCHW" if kind_of_arch(arch) in ("tsn", "tsm") else "NCTHW"
+    scaled = ", ".join(f"{round(v * 255, 3)}" for v in mean), ", ".join(
+        f"{round(v * 255, 3)}" for v in std)
+    return (text[:-1] + f", data_preprocessor=dict(type='ActionDataPreprocessor', "
+            f"mean=[{scaled[0]}], std=[{scaled[1]}], format_shape='{shape}'))")
+
+
+def _model_config(arch: str, num_classes: int, num_segments: int) -> str:
     kind = kind_of_arch(arch)
     if kind == "swin":
         size = {"swin3d_t": "tiny", "swin3d_s": "small", "swin3d_b": "base"}[arch]

@@ -109,7 +109,10 @@ class MViT(VideoClassifier):
     def forward(self, x: torch.Tensor, return_features: bool = False):
         f, class_token = self._encode(x)
         logits = self.fc(self.dropout(class_token))  # (N, K)
-        return (logits, f) if return_features else logits
+        if not return_features:
+            return logits
+        f.class_token = class_token
+        return logits, f
 
 
 def torchvision_video_model(arch: str, *, num_classes: int, dropout: float = 0.5) -> nn.Module:

@@ -69,7 +69,7 @@ def torchvision_weights(spec: str):
                          f"give ENUM.MEMBER, e.g. torchvision:Swin3D_B_Weights."
                          f"KINETICS400_IMAGENET22K_V1")
     members = type(get_weight(f"{enum_name}.DEFAULT")).__members__
-    if member not in members or member == "DEFAULT":
+    if member not in members:
         valid = ", ".join(f"{enum_name}.{m}" for m in members if m != "DEFAULT")
         raise ValueError(f"torchvision weights {name!r}: valid names are {valid}")
     return get_weight(f"{enum_name}.{member}")
