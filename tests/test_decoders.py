@@ -46,3 +46,53 @@ def test_frame_folder(tmp_path):
         Image.fromarray(f).save(tmp_path / f"img_{i + 1:05d}.png")
     got, _ = read_frame_folder(tmp_path, 5, lambda n: np.array([4, 0]), "img_{:05d}.png")
     np.testing.assert_array_equal(got, frames[[4, 0]])
+
+
+def test_a_test_sample_decodes_the_union_of_its_clips_once(tiny_video):
+    """Every test view of a video (3 clips x 3 crops) comes from one decode of all clips' frames."""
+    from reskd.data.datasets import VideoDataset
+    from reskd.data.formats import Entry
+    from reskd.data.sampling import Sampling
+    from reskd.data.transforms import ViewSpec
+
+    path, frames = tiny_video
+
+    class Counting(VideoDataset):
+        reads: list = []
+
+        def read_frames(self, index, indices_for):
+            self.reads.append(indices_for(len(frames)))
+            return super().read_frames(index, indices_for)
+
+    ds = Counting([Entry(path.name, (0,))], path.parent, sampling=Sampling(num_segments=4),
+                  views=ViewSpec(sizes=(16,), short_side_ratio=1.0), train=False, num_classes=1,
+                  test_clips=3, test_crops=3)
+    item = ds[0]
+    assert item["failed"] == "" and item["views"].shape == (9, 4, 3, 16, 16)
+    assert len(Counting.reads) == 1 and len(Counting.reads[0]) == 12  # 3 clips x 4 segments
+
+
+@pytest.mark.parametrize("size,exact", [(32, True), (16, False)])
+def test_views_from_the_dataset_match_the_float_path(tiny_video, size, exact):
+    """Frames at or below the views' short side give exactly today's views; larger ones are
+    shrunk in uint8 first, within the rounding of one level (normalised: 1 / (255 std))."""
+    import torch
+
+    from reskd.data.datasets import VideoDataset
+    from reskd.data.formats import Entry
+    from reskd.data.sampling import Sampling
+    from reskd.data.transforms import ViewSpec
+
+    path, _ = tiny_video  # 48x32
+    views = ViewSpec(sizes=(size,), short_side_ratio=1.0)
+    ds = VideoDataset([Entry(path.name, (0,))], path.parent, sampling=Sampling(num_segments=4),
+                      views=views, train=False, num_classes=1, test_clips=2)
+    got = ds[0]["views"]  # (2, 4, 3, size, size)
+    every, _ = decode_video(path, np.arange)
+    idx = Sampling(num_segments=4).test_indices(len(every), 2)
+    want = torch.cat([views.test(c, 1) for c in np.split(every[idx], 2)])
+    if exact:
+        assert torch.equal(got, want)
+    else:
+        assert (got - want).abs().max().item() <= 1 / (255 * min(views.std)) + 1e-6
+        assert not torch.equal(got, want)

@@ -54,8 +54,10 @@ def test_prepare_reencodes_to_the_short_side_with_short_keyframe_intervals(tmp_p
     (root / "bad.mp4").write_bytes(b"not a video")
     lst = tmp_path / "train.txt"
     lst.write_text("a/long.mkv 1\nsmall.mp4 0 2\nbad.mp4 1\n")
+    (tmp_path / "classes.txt").write_text("x\ny\nz\n")
     out = tmp_path / "prepared"
     report = prepare_dataset(lst, root, out, short_side=32, keyint=8, workers=1)
+    assert (out / "classes.txt").read_text() == "x\ny\nz\n"
     assert report.written == 2 and len(report.failed) == 1 and "bad.mp4" in report.failed[0]
     entries = read_list(out / "train.txt", format="video")
     assert [(e.path, e.labels) for e in entries] == [("videos/a/long.mp4", (1,)),

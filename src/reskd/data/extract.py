@@ -8,7 +8,7 @@ keyframe every 250 frames. Two routes write a copy once:
   side (256, when larger) with a keyframe every `keyint` frames (16, as mmaction2's re-encoded
   cache), no B-frames, crf 18, every frame kept in order (frame i of the copy is frame i of the
   original; the copy has a constant frame rate, the original's average), audio dropped. Writes
-  OUT/videos/<path>.mp4 and OUT/<list name>, a video list. `bench/bench_decode.py` measures what
+  OUT/videos/<path>.mp4 and OUT/<list name>, a video list (and copies the list's classes.txt). `bench/bench_decode.py` measures what
   it buys.
 * `extract_dataset` (`reskd data extract`): each video as JPEG frames, short side resized, and a
   raw-frame list (the authors' route). Writes OUT/frames/<path>/img_00001.jpg ...
@@ -217,7 +217,8 @@ def prepare_dataset(list_path: str | Path, root: str | Path, out: str | Path, *,
     `out`/<list name>, the same list with the copies' paths (relative to `out`).
 
     Train on it with data.root=`out`; the frame indices a sampler picks are the same frames.
-    Videos that fail are listed in the report and left out of the list. `should_stop()` is
+    A classes.txt beside the list is copied to `out`. Videos that fail are listed in the
+    report and left out of the list. `should_stop()` is
     polled: a stop raises `reskd.data.pool.Stopped`, the finished copies kept.
     """
     if short_side < 16 or short_side % 2:
@@ -229,6 +230,10 @@ def prepare_dataset(list_path: str | Path, root: str | Path, out: str | Path, *,
     entries = read_list(list_path, format="video")
     args = [(str(Path(root) / e.path), str(Path(out) / _prepared_name(e.path)), short_side,
              keyint) for e in entries]
-    return _copy_list(list_path, entries, out, job=_prepare_job, job_args=args, new_path=_prepared_name,
-                      format="video", workers=workers, should_stop=should_stop,
-                      what="re-encoding", start=start)
+    report = _copy_list(list_path, entries, out, job=_prepare_job, job_args=args,
+                        new_path=_prepared_name, format="video", workers=workers,
+                        should_stop=should_stop, what="re-encoding", start=start)
+    classes = Path(list_path).parent / "classes.txt"  # beside the list, as `data convert` writes
+    if classes.is_file() and not (Path(out) / "classes.txt").exists():
+        shutil.copyfile(classes, Path(out) / "classes.txt")
+    return report
