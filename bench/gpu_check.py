@@ -192,25 +192,14 @@ def print_peak(section: dict) -> None:
 # Views on the device
 
 
-def device_views(clips: torch.Tensor, *, mean: torch.Tensor, std: torch.Tensor,
-                 student_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def device_views(clips: torch.Tensor, *, student_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, T, H, W, C) uint8 clips at the crop size, on any device -> (teacher view
-    (N, T, C, H, W), student view (N, T, C, s, s)), float32, on that device.
-
-    The numbers of `reskd.data.transforms` (normalize, then shrink "bilinear", the default
-    data.shrink); `mean` / `std` are (1, C, 1, 1) in [0, 255] on the clips' device.
-    """
-    n, t = clips.shape[:2]
-    x = clips.permute(0, 1, 4, 2, 3).flatten(0, 1).float()  # (N*T, C, H, W), NHWC in memory
-    x = (x - mean) / std
-    student = shrink(x, student_size, "bilinear")  # (N*T, C, s, s)
-    return x.unflatten(0, (n, t)), student.unflatten(0, (n, t))
-
-
-def normaliser(device: torch.device) -> dict[str, torch.Tensor]:
-    spec = ViewSpec(sizes=(224, 112))  # the dataset mean / std every config uses
-    return {"mean": torch.tensor(spec.mean, device=device).view(1, -1, 1, 1) * 255,
-            "std": torch.tensor(spec.std, device=device).view(1, -1, 1, 1) * 255}
+    (N, T, C, H, W), student view (N, T, C, s, s)), float32, on that device: the product's
+    `ViewSpec.views_of`, what the training loop runs on each batch (normalise, then shrink
+    "bilinear", the default data.shrink)."""
+    spec = ViewSpec(sizes=(clips.shape[2], student_size))
+    views = spec.views_of(clips.permute(0, 1, 4, 2, 3))  # (N, T, C, H, W) uint8
+    return views["teacher"], views["student"]
 
 
 def cpu_path_difference(clip: torch.Tensor, device: torch.device, student_size: int) -> float:
@@ -218,8 +207,7 @@ def cpu_path_difference(clip: torch.Tensor, device: torch.device, student_size: 
     spec = ViewSpec(sizes=(clip.shape[1], student_size))
     teacher = normalize(to_tensor(clip.numpy()), spec.mean, spec.std)  # (T, C, H, W)
     student = shrink(teacher, student_size, "bilinear")
-    t_dev, s_dev = device_views(clip[None].to(device), student_size=student_size,
-                                **normaliser(device))
+    t_dev, s_dev = device_views(clip[None].to(device), student_size=student_size)
     return max((t_dev[0].cpu() - teacher).abs().max().item(),
                (s_dev[0].cpu() - student).abs().max().item())
 
@@ -292,8 +280,7 @@ def kd_step(device: torch.device, *, teacher_arch: str, student_arch: str, teach
     # dropout 0: the precisions must see the same function (dropout masks are RNG draws)
     teacher = freeze(build_model(teacher_arch, num_classes=200, num_segments=frames))
     student = build_model(student_arch, num_classes=200, num_segments=frames, dropout=0.0)
-    teacher_x, student_x = device_views(clips.to(device), student_size=student_size,
-                                        **normaliser(device))
+    teacher_x, student_x = device_views(clips.to(device), student_size=student_size)
     labels = torch.randint(0, 200, (batch,), generator=torch.Generator().manual_seed(0))
     batch_views = {"teacher": teacher_x, "student": student_x, "label": labels.to(device)}
 
@@ -377,14 +364,13 @@ def data_path(device: torch.device, *, clips: torch.Tensor, student_size: int, k
               warmup: int, rounds: int, min_seconds: float) -> dict:
     """ms per batch of each GPU-side part of the data path against one KD step, interleaved."""
     cuda = device.type == "cuda"
-    norm = normaliser(device)
     pinned = clips.pin_memory() if cuda else clips
     step, fixed = kd["step"], kd["batch"]
     labels = fixed["label"]
 
     def views():
         x = pinned.to(device, non_blocking=True)  # (N, T, H, W, C) uint8
-        return device_views(x, student_size=student_size, **norm)
+        return device_views(x, student_size=student_size)
 
     def views_and_step():
         teacher_x, student_x = views()

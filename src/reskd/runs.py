@@ -132,7 +132,7 @@ def make_train_loader(cfg: Config, dataset):
     sampler = training_sampler(dataset, rank=dist_utils.rank(), world=dist_utils.world_size(),
                                seed=cfg.runtime.seed)
     return make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
-                       sampler=sampler, drop_last=True)
+                       sampler=sampler, drop_last=True, pin_memory=_on_cuda(cfg))
 
 
 def make_test_loader(cfg: Config, dataset):
@@ -140,7 +140,11 @@ def make_test_loader(cfg: Config, dataset):
     all processes."""
     return make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
                        sampler=ShardSampler(len(dataset), dist_utils.rank(),
-                                            dist_utils.world_size()))
+                                            dist_utils.world_size()), pin_memory=_on_cuda(cfg))
+
+
+def _on_cuda(cfg: Config) -> bool:
+    return pick_device(cfg.runtime.device).type == "cuda"
 
 
 def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None,
@@ -376,17 +380,17 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
                   grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
                   val_every=r.val_every, keep_checkpoints=r.keep_checkpoints,
                   should_stop=should_stop, progress=r.progress, tensorboard=r.tensorboard,
-                  log_every=r.log_every, log=log)
+                  log_every=r.log_every, views=train_set.views, log=log)
     val = state.history[-1].get("val", {}) if state.history else {}
     return {"out": str(out), "model": str(out / "model.pt"), "val": val}
 
 
 def with_checkpoint_views(cfg: Config, ckpt: dict, path: str | Path = "checkpoint",
-                       log=print, size: int | None = None) -> Config:
+                       log=print) -> Config:
     """`cfg` with the data keys that make test views replaced by the checkpoint's recipe (the
-    views it was trained on) at `size` (one it supports; None: its own); a key the config sets
-    otherwise is named in a note."""
-    v = checkpoint_views(ckpt, path, size)
+    views it was trained on; an any-resolution student's at one size: `checkpoint_at_size`); a
+    key the config sets otherwise is named in a note."""
+    v = checkpoint_views(ckpt, path)
     cfg = copy.deepcopy(cfg)
     d = cfg.data
     recipe = {"size": v.sizes[0], "crop_size": v.crop_size, "shrink": v.shrink,

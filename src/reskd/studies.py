@@ -599,13 +599,14 @@ def anyres_table(stats: dict, minutes: dict, *, sizes: Sequence[int], high: int,
                  label: str, teacher: dict) -> list[str]:
     """The study's Markdown: per size the three arms (mean ± spread over seeds) and the
     difference, then the training time of each arm."""
-    lines = [f"## One student for every resolution vs one per resolution ({label}, %)", "",
-             "| student size | GMACs/video | CE baseline | ResKD, one per size | ResKD, one for "
-             "all sizes | one for all - one per size |", "|---|---|---|---|---|---|"]
+    rows = []
     for r in sorted(sizes, reverse=True):
         b, k, a = stats[f"baseline{r}"], stats[f"reskd{r}"], stats[f"anyres{r}"]
-        lines.append(f"| {r}x{r} | {k['gmacs']:.4f} | {cell(b)} | {cell(k)} | {cell(a)} | "
-                     f"{a['mean'] - k['mean']:+.1f} |")
+        rows.append([f"{r}x{r}", f"{k['gmacs']:.4f}", cell(b), cell(k), cell(a),
+                     f"{a['mean'] - k['mean']:+.1f}"])
+    lines = [f"## One student for every resolution vs one per resolution ({label}, %)", "",
+             *markdown_table(["student size", "GMACs/video", "CE baseline", "ResKD, one per size",
+                              "ResKD, one for all sizes", "one for all - one per size"], rows)]
     lines += ["", "Training time per seed (mean over seeds; training plus testing): CE "
               f"baselines {minutes['baseline']:.1f} min for all sizes, ResKD one per size "
               f"{minutes['reskd']:.1f} min for all sizes, ResKD one for all sizes "

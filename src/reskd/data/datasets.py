@@ -125,7 +125,8 @@ class VideoDataset(Dataset):
         else:
             raise DecodeError(self.root, f"{MAX_REPLACEMENTS + 1} videos in a row failed to "
                               f"decode; last: {skipped[-1]}. Run `reskd data check` on the list.")
-        return {**self.views.train(frames, rng), "label": self.label(index, rng),
+        # uint8 across the process boundary; the views are made on the model's device
+        return {"clip": self.views.train_crop(frames, rng), "label": self.label(index, rng),
                 "index": index, "skipped": "\n".join(skipped)}
 
     def _test_item(self, index: int) -> dict:
@@ -207,20 +208,44 @@ def missing_files(entries: list[Entry], root: str | Path, format: str = "video")
 
 
 def default_workers() -> int:
-    """Loader worker processes sized to the machine: one per core beyond the first, at most 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    """Loader worker processes sized to the machine: the cores of this node shared by its ranks
+    (`LOCAL_WORLD_SIZE`, set by torchrun), one per core beyond each rank's first, at most 8."""
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(0, min(8, (os.cpu_count() or 1) // ranks - 1))
+
+
+# Batches a process's loader workers may hold ready (prefetch_factor x workers), in bytes: the
+# samples sit in shared memory until the step takes them.
+PREFETCH_BYTES = 1 << 30
+
+
+def sample_bytes(dataset: VideoDataset) -> int:
+    """Bytes of one loaded sample: the uint8 training crop, or the float32 test views."""
+    frames, v = dataset.sampling.frames, dataset.views
+    if dataset.train:
+        side = v.crop_size or v.sizes[0]
+        return frames * 3 * side * side
+    return 4 * dataset.test_clips * dataset.test_crops * frames * 3 * v.sizes[-1] ** 2
 
 
 def make_loader(dataset: VideoDataset, *, batch_size: int, workers: int,
-                sampler: Sampler, drop_last: bool = False) -> DataLoader:
+                sampler: Sampler, drop_last: bool = False,
+                pin_memory: bool = False) -> DataLoader:
     """A DataLoader over `dataset` in `sampler` order; workers = -1 picks `default_workers()`.
 
-    Workers are persistent (no restart per epoch).
+    Workers are persistent (no restart per epoch); each keeps up to 4 batches ready, fewer
+    when all workers' ready batches would pass PREFETCH_BYTES (at 16 frames of 224 px, batch
+    32: one each). `pin_memory` (CUDA) lets the step's copies to the device run asynchronously.
     """
     workers = default_workers() if workers < 0 else workers
+    prefetch = None
+    if workers:
+        prefetch = max(1, min(4, PREFETCH_BYTES // max(1, workers * batch_size
+                                                       * sample_bytes(dataset))))
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       drop_last=drop_last, persistent_workers=workers > 0,
-                      prefetch_factor=4 if workers else None, worker_init_fn=_one_thread)
+                      prefetch_factor=prefetch, worker_init_fn=_one_thread,
+                      pin_memory=pin_memory)
 
 
 def _one_thread(_: int) -> None:

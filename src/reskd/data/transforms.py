@@ -86,10 +86,15 @@ def hflip(x: torch.Tensor) -> torch.Tensor:
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """(T, C, H, W) in [0, 255] -> zero-mean, unit-std per channel (mean/std given in [0, 1])."""
-    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1) * 255
-    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1) * 255
+    """(..., C, H, W) in [0, 255] -> zero-mean, unit-std per channel (mean/std given in [0, 1])."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1) * 255
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1) * 255
     return (x - m) / s
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [0, 255] -> uint8, rounded (exact for the integers of undecoded-resized frames)."""
+    return x.round().clamp_(0, 255).to(torch.uint8)
 
 
 def multiscale_crop_box(height: int, width: int, scales: tuple[float, ...],
@@ -120,25 +125,50 @@ def three_crop_boxes(height: int, width: int, size: int) -> list[Box]:
     return [(top, (width - size_w) // 2, size_h, size_w) for top in tops]
 
 
+def train_crop(frames: np.ndarray, crop_size: int, *, short_side_ratio: float,
+               scales: tuple[float, ...], flip: bool, rng: np.random.Generator) -> torch.Tensor:
+    """(T, H, W, C) uint8 -> (T, C, crop_size, crop_size) uint8: the training crop (short side
+    round(crop_size * short_side_ratio), a random multi-scale crop resized to crop_size, a flip
+    with probability 1/2), what a loader worker makes. Rounded back to uint8 (a quarter of the
+    bytes of float32 across processes): exact when nothing is resized, as on the demo's
+    frames; otherwise within half a grey level of the float crop."""
+    x = to_tensor(frames)  # (T, C, H, W)
+    x = resize_short_side(x, round(crop_size * short_side_ratio))
+    x = crop(x, multiscale_crop_box(x.shape[-2], x.shape[-1], scales, rng))
+    x = resize(x, (crop_size, crop_size))
+    if flip and rng.random() < 0.5:
+        x = hflip(x)
+    return to_uint8(x)
+
+
+def crop_views(clip: torch.Tensor, sizes: tuple[int, ...], *, mean: tuple[float, ...],
+               std: tuple[float, ...], shrink_filter: str = "bilinear",
+               downsample_to: int = 0) -> list[torch.Tensor]:
+    """(..., T, C, S, S) uint8 crops (one clip or a batch, on any device) -> one normalised
+    float (..., T, C, s, s) view per size in `sizes`, each shrunk from the crop with
+    `shrink_filter`; `downsample_to` > 0 degrades the crop first (see `degrade`). The training
+    step runs it on the model's device; per clip or per batch, the numbers are the same."""
+    lead = clip.shape[:-3]
+    x = clip.reshape(-1, *clip.shape[-3:]).float()  # (M, C, S, S)
+    x = normalize(degrade(x, downsample_to, shrink_filter), mean, std)
+    return [shrink(x, s, shrink_filter).reshape(*lead, *x.shape[-3:-2], s, s) for s in sizes]
+
+
 def train_views(frames: np.ndarray, sizes: tuple[int, ...], *, short_side_ratio: float,
                 scales: tuple[float, ...], flip: bool, mean: tuple[float, ...],
                 std: tuple[float, ...], rng: np.random.Generator, crop_size: int = 0,
                 shrink_filter: str = "bilinear", downsample_to: int = 0) -> list[torch.Tensor]:
     """(T, H, W, C) uint8 -> one normalised (T, C, s, s) view per size in `sizes`, all from one
-    crop and flip at `crop_size` (0: sizes[0]), each shrunk from it with `shrink_filter`.
+    crop and flip at `crop_size` (0: sizes[0]), each shrunk from it with `shrink_filter`:
+    `train_crop` then `crop_views`, in one process.
 
     `sizes=(224, 112)` with the default crop gives (teacher view, student view) as the authors
     make them. `downsample_to` > 0 degrades the crop first (see `degrade`).
     """
-    crop_size = crop_size or sizes[0]
-    x = to_tensor(frames)  # (T, C, H, W)
-    x = resize_short_side(x, round(crop_size * short_side_ratio))
-    x = crop(x, multiscale_crop_box(x.shape[-2], x.shape[-1], scales, rng))
-    x = degrade(resize(x, (crop_size, crop_size)), downsample_to, shrink_filter)
-    if flip and rng.random() < 0.5:
-        x = hflip(x)
-    x = normalize(x, mean, std)
-    return [shrink(x, s, shrink_filter) for s in sizes]
+    x = train_crop(frames, crop_size or sizes[0], short_side_ratio=short_side_ratio,
+                   scales=scales, flip=flip, rng=rng)
+    return crop_views(x, sizes, mean=mean, std=std, shrink_filter=shrink_filter,
+                      downsample_to=downsample_to)
 
 
 def test_views(frames: np.ndarray, size: int, *, short_side_ratio: float, crops: int,
@@ -174,21 +204,32 @@ class ViewSpec:
     downsample_to: int = 0  # > 0: the crop keeps only this many pixels a side (Figure 1a)
     student_sizes: tuple[int, ...] = ()
 
-    def train(self, frames: np.ndarray, rng: np.random.Generator) -> dict:
-        """(T, H, W, C) uint8 -> {"student": (T, C, s, s)} at the model's size (sizes[-1]),
-        plus "teacher" (sizes[0]) for two sizes, plus "students": {size: (T, C, size, size)}
-        for each other size of `student_sizes`: one crop and flip, each view shrunk from it
-        (so "student" is the same tensor with or without `student_sizes`)."""
+    def train_crop(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """(T, H, W, C) uint8 -> the training crop (T, C, S, S) uint8 (S: crop_size or
+        sizes[0]), what the training loader returns as "clip"."""
+        return train_crop(frames, self.crop_size or self.sizes[0],
+                          short_side_ratio=self.short_side_ratio, scales=self.scales,
+                          flip=self.flip, rng=rng)
+
+    def views_of(self, clip: torch.Tensor) -> dict:
+        """(..., T, C, S, S) uint8 training crops (a clip or a batch, on any device) ->
+        {"student": (..., T, C, s, s)} at the model's size (sizes[-1]), plus "teacher"
+        (sizes[0]) for two sizes, plus "students": {size: view} for each other size of
+        `student_sizes`; each view shrunk from the crop (so "student" is the same tensor with
+        or without `student_sizes`)."""
         others = tuple(s for s in self.student_sizes if s != self.sizes[-1])
-        views = train_views(frames, self.sizes + others, short_side_ratio=self.short_side_ratio,
-                            scales=self.scales, flip=self.flip, mean=self.mean, std=self.std,
-                            rng=rng, crop_size=self.crop_size, shrink_filter=self.shrink,
-                            downsample_to=self.downsample_to)
+        views = crop_views(clip, self.sizes + others, mean=self.mean, std=self.std,
+                           shrink_filter=self.shrink, downsample_to=self.downsample_to)
         n = len(self.sizes)
         out = {"student": views[n - 1], **({"teacher": views[0]} if n == 2 else {})}
         if others:
             out["students"] = dict(zip(others, views[n:]))
         return out
+
+    def train(self, frames: np.ndarray, rng: np.random.Generator) -> dict:
+        """(T, H, W, C) uint8 -> the training views of one clip (`views_of(train_crop(...))`),
+        in one process."""
+        return self.views_of(self.train_crop(frames, rng))
 
     def test(self, frames: np.ndarray, crops: int) -> torch.Tensor:
         """(T, H, W, C) uint8 -> (crops, T, C, size, size) at the model's size (sizes[-1])."""
@@ -235,17 +276,19 @@ def check_size(ckpt: dict, size: int | None, path: str | Path = "checkpoint") ->
 
 
 def checkpoint_at_size(ckpt: dict, size: int | None, path: str | Path = "checkpoint") -> dict:
-    """A shallow copy of `ckpt` as a checkpoint of its model at `size` (one of
-    `checkpoint_sizes`; None: its own): "size", the view recipe's size and "gmacs" are that
-    size's, so test, predict and export make views and report costs for it. A checkpoint at
-    its own size is returned as it is."""
+    """`ckpt` as the checkpoint of the network deployed at `size` (one of `checkpoint_sizes`;
+    None: its own). An any-resolution student's comes back as a shallow copy describing the
+    ordinary network for that size, so test, predict and export make its views and report its
+    cost: "size", the view recipe's size and "gmacs" are that size's, and neither the recipe's
+    `student_sizes` nor the builder's `bn_sizes` is left (`load_model_checkpoint` puts that
+    network's weights in "model"). Any other checkpoint is returned as it is."""
     size = check_size(ckpt, size, path)
-    if size == ckpt["size"]:
+    if len(checkpoint_sizes(ckpt)) == 1:
         return ckpt
-    out = {**ckpt, "size": size, "gmacs": (ckpt.get("gmacs_by_size") or {}).get(size)}
-    if ckpt.get("views") is not None:
-        out["views"] = {**ckpt["views"], "size": size}
-    return out
+    views = {k: v for k, v in ckpt["views"].items() if k != "student_sizes"}
+    kwargs = {k: v for k, v in ckpt["model_kwargs"].items() if k != "bn_sizes"}
+    return {**ckpt, "size": size, "views": {**views, "size": size}, "model_kwargs": kwargs,
+            "gmacs": (ckpt.get("gmacs_by_size") or {}).get(size, ckpt.get("gmacs"))}
 
 
 def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint",

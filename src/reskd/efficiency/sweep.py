@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from reskd.analysis.compare import markdown_table
+
 __all__ = ["PAPER_GMACS", "PAPER_TABLE1_ACTIVITYNET", "PAPER_TABLE4", "flops_report",
            "format_flops", "sweep", "format_sweep", "plot_tradeoff", "plot_anyres_tradeoff"]
 
@@ -302,7 +304,8 @@ def sweep(*, sizes: Sequence[int] | None = None, frames: int | None = None,
             cfg = copy.deepcopy(base_cfg)
             cfg.data.size = size
             log(f"[sweep] testing {path} at {size} px")
-            result = run_test(cfg, path, log=log, size=anyres_size)
+            result = (run_test(cfg, path, log=log) if anyres_size is None
+                      else run_test(cfg, path, log=log, size=anyres_size))
             metric = "mAP" if "mAP" in result else "top1"
             details = {k: float(v) if isinstance(v, (int, float)) else v
                        for k, v in result.items() if k != "failed"}
@@ -355,19 +358,17 @@ def format_sweep(payload: Mapping) -> str:
         text = format(value, fmt)
         return text if extra is None or math.isclose(extra, 1.0) else f"{text} ({extra:.1f}{arrow})"
 
-    head = "| resolution | " + " | ".join(f"{r['size']}p" for r in rows) + " |"
-    rule = "|---" * (len(rows) + 1) + "|"
+    table = markdown_table(["resolution", *(f"{r['size']}p" for r in rows)], [
+        [_metric_label(rows), *(cell(r["accuracy"], ".1f") for r in rows)],
+        ["GMACs", *(cell(r["gmacs"], ".3g" if r["gmacs"] < 1 else ".1f", r["reduction"],
+                         "x fewer") for r in rows)],
+        ["videos/s", *(cell(r["videos_per_s"], ".0f" if (r["videos_per_s"] or 0) >= 100
+                            else ".3g", r["speedup"], "x") for r in rows)],
+        *_reference_rows(rows)])
     lines = [
         f"# Resolution sweep: {payload['model']}, {payload['frames']} frames, "
         f"{payload['views']} view(s)", "",
-        head, rule,
-        f"| {_metric_label(rows)} | " + " | ".join(cell(r["accuracy"], ".1f") for r in rows) + " |",
-        "| GMACs | " + " | ".join(cell(r["gmacs"], ".3g" if r["gmacs"] < 1 else ".1f",
-                                         r["reduction"], "x fewer") for r in rows) + " |",
-        "| videos/s | " + " | ".join(cell(r["videos_per_s"],
-                                          ".0f" if (r["videos_per_s"] or 0) >= 100 else ".3g",
-                                          r["speedup"], "x") for r in rows) + " |",
-        *_reference_lines(rows),
+        *table,
         "",
         f"GMACs per video as the paper counts them (mmcv-style module hooks, attention matmuls "
         f"not counted) x {payload['views']} view(s); reduction is against "
@@ -403,7 +404,7 @@ def format_sweep(payload: Mapping) -> str:
     return "\n".join(lines)
 
 
-def _reference_lines(rows: Sequence[Mapping]) -> list[str]:
+def _reference_rows(rows: Sequence[Mapping]) -> list[list[str]]:
     """An any-resolution sweep's rows of the separately trained students and the difference."""
     if not any(r.get("reference") for r in rows):
         return []
@@ -412,11 +413,9 @@ def _reference_lines(rows: Sequence[Mapping]) -> list[str]:
         return (r.get("reference") or {}).get(key)
 
     acc = [ref(r, "accuracy") for r in rows]
-    return ["| separately trained | " + " | ".join("" if a is None else f"{a:.1f}" for a in acc)
-            + " |",
-            "| any-res - separate | " + " | ".join(
-                "" if a is None or r["accuracy"] is None else f"{r['accuracy'] - a:+.1f}"
-                for r, a in zip(rows, acc)) + " |"]
+    return [["separately trained", *("" if a is None else f"{a:.1f}" for a in acc)],
+            ["any-res - separate", *("" if a is None or r["accuracy"] is None
+                                     else f"{r['accuracy'] - a:+.1f}" for r, a in zip(rows, acc))]]
 
 
 def plot_anyres_tradeoff(rows: Sequence[Mapping], out_png: str | Path, *, title: str = "") -> Path:

@@ -66,6 +66,7 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool,
     the default mode from 0.84x to 0.99x of torch.compile's speed for TSN-R50 at 112 without a
     compile step (bench/bench_default_mode.py). A model torch.fx cannot trace runs
     unfolded, with a warning saying so; a model without BatchNorm (Swin) has nothing to fold.
+    On CUDA it turns on `cudnn.benchmark` (every step has the same shapes).
     """
     if inference and has_batchnorm(model):
         try:
@@ -74,6 +75,8 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool,
             warnings.warn(f"{e}; running with BatchNorm unfolded (same outputs, slower)",
                           stacklevel=2)
     model = model.to(device)
+    if device.type == "cuda":  # fixed input shapes: let cuDNN pick the fastest kernels once
+        torch.backends.cudnn.benchmark = True
     if channels_last:
         # 3D models (SlowOnly, Swin) declare channels_last_3d; 2D ones take the default.
         model = model.to(memory_format=getattr(model, "memory_format", torch.channels_last))

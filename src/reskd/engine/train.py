@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from reskd.distill.distiller import (KDWeights, distill_loss, multi_size_distill_loss,
                                      set_teacher_mode)
+from reskd.data.transforms import ViewSpec
 from reskd.distill.losses import classification_loss, top1_hits
 from reskd.engine import distributed as dist_utils
 from reskd.engine.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
@@ -339,14 +340,17 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
           evaluate_fn: Callable[[nn.Module], dict] | None = None, val_every: int = 0,
           keep_checkpoints: int = 2, should_stop: Callable[[], str | None] | None = None,
           progress: bool = True, tensorboard: bool = True, log_every: int = 10,
-          log: Callable[[str], None] = print) -> TrainState:
+          views: ViewSpec | None = None, log: Callable[[str], None] = print) -> TrainState:
     """Trains `model` (the student when `teacher` is given) and returns the final state.
 
     `model` may be DDP-wrapped; checkpoints store the unwrapped weights. `context` (config,
     classes, sizes, ...) goes into every checkpoint. `evaluate_fn(model)` returns metrics.
     `loader.sampler` needs `set_epoch`; a `ResumableSampler` lets a mid-epoch resume skip the
     done steps without decoding them. `should_stop()` returns a reason (e.g. "SIGTERM") to
-    stop after the current step, or None. Each step is `train_step`. Every `log_every` steps
+    stop after the current step, or None. Each step is `train_step`; a loader that returns
+    uint8 training crops ("clip", as `VideoDataset` does) has them copied to `device` and made
+    into the step's views there by `views.views_of` (normalised, shrunk to each size), so
+    uint8 crosses the process boundary and the device does the resizing. Every `log_every` steps
     the loss parts are read from the device (the only sync of the loop besides the step's own
     finiteness check) for the progress bar and, with `tensorboard`, the curves
     (`reskd.engine.tensorboard`).
@@ -446,6 +450,8 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                 sums["seconds"] += time.perf_counter() - start
                 raise interrupt(reason, sums, done, epoch) from None
             skipped += [s for s in batch["skipped"] if s]
+            if "clip" in batch:
+                batch = {**batch, **views.views_of(batch["clip"].to(device, non_blocking=True))}
             try:
                 parts = train_step(model, batch, optimizer=optimizer, device=device,
                                    amp_dtype=amp_dtype, teacher=teacher, kd_weights=kd_weights,
