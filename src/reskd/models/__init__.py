@@ -206,12 +206,15 @@ def load_model_checkpoint(path: str | Path, size: int | None = None) -> tuple[nn
 
     `size` (None: the checkpoint's own) must be one the checkpoint supports (a ValueError
     lists them): an any-resolution student comes back as the ordinary network for that size
-    (its BatchNorms for it, `size_bn.at_size`) with the checkpoint as one of it at that size
-    (`checkpoint_at_size`: size, view recipe and GMACs)."""
+    (its BatchNorms for it, `size_bn.at_size`) with the checkpoint of that network
+    (`checkpoint_at_size`: size, view recipe, GMACs, builder options and weights)."""
     from reskd.engine.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     at = checkpoint_at_size(ckpt, size, path)
     model = build_from_kwargs(drop_ignored_options(ckpt["model_kwargs"]))
     model.load_state_dict(ckpt["model"])
-    return at_size(model, at["size"]).eval(), at
+    if at is not ckpt:  # an any-resolution student: the network of that size
+        model = at_size(model, at["size"])
+        at["model"] = model.state_dict()
+    return model.eval(), at
