@@ -116,3 +116,27 @@ def test_an_mmaction2_checkpoint_as_model_pretrained_starts_a_student(tmp_path):
     assert model.fc.weight.shape == (7, 512)  # new classes: a fresh classifier
     with pytest.raises(ValueError, match="do not fit model.arch='resnet34'"):
         build_model("resnet34", num_classes=7, pretrained=path)
+
+
+class HistoryBuffer:
+    """Stands in for mmengine's log buffer, which a Runner's checkpoint pickles."""
+
+    def __init__(self):
+        import numpy as np
+
+        self.values = np.array([1.5, 1.2])
+
+
+def test_a_runner_checkpoint_with_pickled_objects_reads_without_running_their_code(tmp_path):
+    from reskd.models.weights import read_weights_file
+
+    state = mm_state("tsn_r18")
+    path = tmp_path / "runner.pth"
+    torch.save({"meta": {"epoch": 3}, "state_dict": state,
+                "message_hub": {"log_scalars": {"train/loss": HistoryBuffer()}}}, path)
+    with pytest.raises(Exception, match="HistoryBuffer"):
+        torch.load(path, weights_only=True)  # what a plain safe load says
+    loaded = read_weights_file(path)
+    assert type(loaded["message_hub"]["log_scalars"]["train/loss"]) is not HistoryBuffer
+    model, _ = load_model_source(str(path), num_segments=SEGMENTS)
+    assert_logits(model, fixture("tsn_r18")["logits"])
