@@ -98,6 +98,7 @@ def pick_half(state: dict, half: str) -> tuple[dict, list[tuple[str, str]], dict
     own, other = ("low_res_path", "high_res_path") if half == "student" else (
         "high_res_path", "low_res_path")
     head, other_head = ("fc_cls", "fc_cls_t") if half == "student" else ("fc_cls_t", "fc_cls")
+    other_name = "teacher" if half == "student" else "student"
     out, dropped, origin = {}, [], {}
     for key, value in state.items():
         if key.startswith(f"backbone.{own}."):
@@ -105,11 +106,10 @@ def pick_half(state: dict, half: str) -> tuple[dict, list[tuple[str, str]], dict
         elif key.startswith(f"cls_head.{head}."):
             plain = "cls_head.fc_cls." + key[len(f"cls_head.{head}."):]
         elif key.startswith(f"backbone.{other}."):
-            dropped.append((key, f"the other half ({'teacher' if half == 'student' else 'student'})"))
+            dropped.append((key, f"the other half ({other_name})"))
             continue
         elif key.startswith(f"cls_head.{other_head}."):
-            dropped.append((key, f"the {'teacher' if half == 'student' else 'student'}'s "
-                                 f"classifier"))
+            dropped.append((key, f"the {other_name}'s classifier"))
             continue
         else:
             plain = key

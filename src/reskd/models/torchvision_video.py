@@ -49,7 +49,8 @@ class VideoResNet(VideoClassifier):
 
 
 class MViT(VideoClassifier):
-    """torchvision's MViT; `features` -> patch tokens (N, T', C, h, w) with `.class_token` (N, C)."""
+    """torchvision's MViT; `features` -> patch tokens (N, T', C, h, w) carrying
+    `.class_token` (N, C)."""
 
     memory_format = torch.channels_last_3d
 

@@ -3,7 +3,8 @@
 A source is one of:
 
 - `torchvision:ENUM.MEMBER`, a torchvision weights name, e.g.
-  `torchvision:Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1`, `torchvision:ResNet50_Weights.IMAGENET1K_V1`,
+  `torchvision:Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1`,
+  `torchvision:ResNet50_Weights.IMAGENET1K_V1`,
   `torchvision:Swin_S_Weights.IMAGENET1K_V1` (2D, inflated into swin3d_s),
   `torchvision:R2Plus1D_18_Weights.KINETICS400_V1`. Read through torchvision's weights API
   (`weights.get_state_dict`): downloaded once into the torch hub cache, then read from there;
@@ -213,11 +214,13 @@ def _inflated(key: str, value: torch.Tensor, target: torch.Tensor) -> torch.Tens
     """`value` made `target`'s shape by 2D -> 3D inflation, or None if it does not fit."""
     if key.startswith("fc."):
         return None
-    if value.dim() == 4 and target.dim() == 5 and value.shape == target.shape[:2] + target.shape[3:]:
+    if (value.dim() == 4 and target.dim() == 5
+            and value.shape == target.shape[:2] + target.shape[3:]):
         k_t = target.shape[2]
         return value.unsqueeze(2).repeat(1, 1, k_t, 1, 1) / k_t  # (O, I, kt, kh, kw)
-    if (key.endswith("relative_position_bias_table") and value.dim() == 2 and target.dim() == 2 and value.shape[1] == target.shape[1]
-            and target.shape[0] % value.shape[0] == 0 and target.shape[0] > value.shape[0]):
+    if (key.endswith("relative_position_bias_table") and value.dim() == 2 and target.dim() == 2
+            and value.shape[1] == target.shape[1] and target.shape[0] > value.shape[0]
+            and target.shape[0] % value.shape[0] == 0):
         # a relative-position table ((2Wh-1)(2Ww-1), heads) -> ((2Wd-1)(2Wh-1)(2Ww-1), heads)
         return value.repeat(target.shape[0] // value.shape[0], 1)
     return None
