@@ -303,3 +303,38 @@ def test_without_student_sizes_the_single_size_path_is_unchanged(trained, still_
     assert torch.equal(parts["feature_kd"], F.mse_loss(
         F.interpolate(f_student.flatten(0, 1), size=f_teacher.shape[-2:], mode="bilinear",
                       align_corners=False).unflatten(0, f_student.shape[:2]), f_teacher))
+
+
+def test_anyres_study_plans_the_three_arms_per_seed_and_the_teacher_once():
+    from reskd.studies import anyres_runs
+
+    runs = anyres_runs(sizes=(32, 24, 16), high=64, seeds=(0, 1))
+    assert [r.key for r in runs[:8]] == [
+        "teacher64/seed0", "anyres/seed0", "reskd32/seed0", "reskd24/seed0", "reskd16/seed0",
+        "baseline32/seed0", "baseline24/seed0", "baseline16/seed0"]
+    assert len(runs) == 1 + 2 * 7 and all("data.crop_size=64" in r.overrides for r in runs)
+    anyres = runs[1]
+    assert "distill.student_sizes=[16,24,32]" in anyres.overrides
+    assert "data.size=32" in anyres.overrides and anyres.info == {"sizes": [16, 24, 32]}
+    assert {r.teacher for r in runs if r.name.startswith(("anyres", "reskd"))} == {"teacher64/seed0"}
+    assert not any(r.teacher for r in runs if r.name.startswith(("baseline", "teacher")))
+    with pytest.raises(ValueError, match="two or more student sizes below"):
+        anyres_runs(sizes=(64, 32), high=64, seeds=(0,))
+
+
+@pytest.mark.slow
+def test_study_anyres_quick_writes_its_table_and_reuses_finished_runs(tmp_path):
+    out = tmp_path / "study"
+    first = reskd("study", "anyres", "--quick", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    payload = json.loads((out / "anyres.json").read_text())
+    assert set(payload["rows"]) >= {"anyres16", "anyres24", "anyres32", "reskd16", "baseline16"}
+    record = payload["runs"]["anyres/seed0"]
+    assert sorted(record["by_size"]) == ["16", "24", "32"] and record["test_seconds"] > 0
+    text = (out / "anyres.md").read_text()
+    assert "ResKD, one for all sizes" in text and "Training time per seed" in text
+    assert (out / "anyres.png").stat().st_size > 0
+    again = reskd("study", "anyres", "--quick", "--out", str(out), "--teacher",
+                  str(out / "runs" / "teacher64" / "seed0" / "model.pt"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("done before") == 7 and "testing anyres" not in again.stdout

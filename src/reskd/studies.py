@@ -236,7 +236,8 @@ def _write(out: Path, study: str, markdown: str, payload: dict) -> None:
     line, labelled by its overrides, and their curves)."""
     write_text_atomic(out / f"{study}.md", markdown)
     write_text_atomic(out / f"{study}.json", json.dumps(payload, indent=2))
-    compare_runs([out / "runs" / key for key in payload["runs"]], out / "compare")
+    compare_runs([out / "runs" / key for key, record in payload["runs"].items()
+                  if not record.get("given")], out / "compare")  # not a teacher given by path
 
 
 def _seeds(seeds: Sequence[int]) -> list[int]:
