@@ -184,7 +184,9 @@ def first_batch(cfg: Config, sizes: tuple[int, ...], num_classes: int) -> dict:
     dataset = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes)
     loader = make_loader(dataset, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
                          sampler=SequentialSampler(dataset), drop_last=True)
-    return next(iter(loader))
+    batch = next(iter(loader))
+    assert batch["clip"].dtype == torch.uint8  # the views are made where the model runs
+    return {**batch, **dataset.views.views_of(batch["clip"])}
 
 
 # The whole file takes about 60 s on 2 busy CPU cores (ResNet-152 and Swin-B steps are the

@@ -82,7 +82,7 @@ def test_student_is_tested_on_its_training_views(still_video, tmp_path, family, 
     # training views as the distillation made them: (teacher view, student view)
     train_set = make_dataset(cfg, "train_list", train=True, sizes=(TEACHER, STUDENT),
                              num_classes=2, crop_size=TEACHER, log=quiet)
-    item = train_set[0]
+    item = train_set.views.views_of(train_set[0]["clip"])  # as the training step makes them
     teacher_view, student_view = item["teacher"], item["student"]  # (T, C, 64|32, ...)
     assert student_view.shape[-2:] == (STUDENT, STUDENT)
 
