@@ -22,6 +22,18 @@ the target (>= 1.5x) applies to the lowest. The first, decoding epoch is reporte
 `cold epoch loader / step` without a target (the demo's first of 15 epochs). Exits 1 when the
 target is missed. --quick: 64 clips, one
 round; the target is not checked.
+
+--paper: the paper's shape instead (16 segments, teacher view 224 and student view 112 from one
+224 crop, as `reskd distill` with configs/table1_activitynet_r50_reskd112.yaml) on the long
+clips of bench/bench_decode.py (2 minutes of 1280x720 H.264, a keyframe every 60 or every 250
+frames; written into --data or reused from it) and their prepared copies (`reskd data
+prepare`). Per route: loader videos/s over --paper-videos videos with the machine's workers
+(`default_workers()`), the loader's videos/s per worker, and videos/s of one KD step here
+(R152 teacher at 224 -> R50 student at 112, 16 frames, batch 1, the product's `train_step`).
+From the paper's V100 throughput (Table 4: R50 at 224 78.7, at 112 262.8 videos/s, batch 64) a
+KD step there consumes about 1 / (R152/R50 GMACs at 224 / 78.7 + 3 / 262.8) videos/s (teacher
+forward; student forward + backward taken as 3 forwards); dividing by the per-worker rate
+gives the workers per GPU each route needs. No target: the figures size a machine.
 """
 
 from __future__ import annotations
@@ -71,8 +83,9 @@ def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int 
     batch = next(iter(loader))
     weights = kd_weights(cfg)
 
-    def step() -> float:
-        parts = train_step(model, batch, optimizer=optimizer, device=device, amp_dtype=amp,
+    def step() -> float:  # the views are made on the device from the uint8 crops, as train()
+        views = {**batch, **dataset.views.views_of(batch["clip"].to(device))}
+        parts = train_step(model, views, optimizer=optimizer, device=device, amp_dtype=amp,
                            teacher=teacher, kd_weights=weights, grad_clip=o.grad_clip)
         return parts["loss"].item()
 
@@ -91,6 +104,88 @@ def time_epoch(loader, epoch: int) -> tuple[float, int]:
     return time.perf_counter() - start, clips
 
 
+def paper_shape(data: Path, *, videos: int, quick: bool) -> dict:
+    """The --paper measurement (see the module docstring). -> printable results."""
+    import os
+
+    import numpy as np
+
+    from bench_decode import SHORT_SIDE, write_clip
+    from bench_kd_step import make_step
+    from reskd.data.datasets import VideoDataset, default_workers, make_loader
+    from reskd.data.extract import prepare_video
+    from reskd.data.formats import Entry
+    from reskd.data.samplers import training_sampler
+    from reskd.data.sampling import Sampling
+    from reskd.data.transforms import ViewSpec
+    from reskd.distill.distiller import freeze
+    from reskd.efficiency.flops import gmacs_per_video
+    from reskd.efficiency.sweep import PAPER_TABLE4
+    from reskd.models import build_model
+
+    seconds, width, height = (20, 640, 360) if quick else (120, 1280, 720)
+    routes = {}
+    for keyint in (60, 250):  # the files bench_decode.py writes, reused when there
+        original = data / f"key{keyint}_{seconds}s_{width}x{height}.mp4"
+        prepared = data / f"key{keyint}_{seconds}s_{width}x{height}_prepared.mp4"
+        if not original.is_file():
+            write_clip(original, seconds=seconds, width=width, height=height, keyint=keyint)
+        if not prepared.is_file():
+            prepare_video(original, prepared, short_side=SHORT_SIDE, keyint=16)
+        routes[f"original, keyframe every {keyint}"] = original
+        routes[f"prepared copy of the key-{keyint} clip"] = prepared
+    workers = default_workers()
+    views = ViewSpec(sizes=(224, 112), crop_size=224)
+    batch = 2
+    results = {}
+    for name, path in routes.items():
+        links = data / f"links_{path.stem}"
+        links.mkdir(exist_ok=True)
+        entries = []
+        for i in range(videos):  # one file under many names: the page cache holds it once
+            link = links / f"{i:03d}.mp4"
+            if not link.exists():
+                os.link(path, link)
+            entries.append(Entry(link.name, (i % 2,)))
+        dataset = VideoDataset(entries, links, sampling=Sampling(num_segments=16), views=views,
+                               train=True, num_classes=2)
+        loader = make_loader(dataset, batch_size=batch, workers=workers,
+                             sampler=training_sampler(dataset, rank=0, world=1, seed=0),
+                             drop_last=True)
+        start, count = time.perf_counter(), 0
+        for item in loader:
+            count += item["label"].shape[0]
+        rate = count / (time.perf_counter() - start)
+        results[name] = {"videos_per_s": rate, "videos_per_s_per_worker": rate / max(workers, 1),
+                         "videos": count}
+        del loader
+    # one KD step here, in the product's train_step
+    torch.manual_seed(0)
+    teacher = freeze(build_model("resnet152", num_classes=200))
+    student = build_model("resnet50", num_classes=200)
+    t_size, s_size = (64, 32) if quick else (224, 112)
+    teacher_x = torch.randn(1, 16, 3, t_size, t_size)
+    student_x = torch.nn.functional.interpolate(
+        teacher_x.flatten(0, 1), size=(s_size, s_size), mode="bilinear",
+        align_corners=False).unflatten(0, (1, 16))  # (N, T, C, H, W)
+    device = torch.device("cpu")
+    step = make_step(teacher, student, teacher_x=teacher_x, student_x=student_x,
+                     labels=torch.zeros(1, dtype=torch.int64), amp_dtype=None, device=device)
+    step()  # warm-up
+    start = time.perf_counter()
+    step()
+    kd_videos_per_s = 1 / (time.perf_counter() - start)
+    r152, r50 = (gmacs_per_video(m, 16, 224) for m in (teacher, student))
+    v100 = 1 / (r152 / r50 / PAPER_TABLE4[224][2] + 3 / PAPER_TABLE4[112][2])
+    for r in results.values():
+        r["loader_per_kd_step_here"] = r["videos_per_s"] / kd_videos_per_s
+        r["workers_per_v100"] = v100 / r["videos_per_s_per_worker"]
+    return {"routes": results, "workers": workers, "batch": batch,
+            "kd_step_videos_per_s_here": kd_videos_per_s, "v100_kd_videos_per_s": v100,
+            "r152_over_r50_gmacs": r152 / r50, "clip": f"{seconds} s {width}x{height}",
+            "kd_sizes": [t_size, s_size]}
+
+
 def main(argv: list[str] | None = None) -> int:
     from reskd.data.synth import make_synth_dataset
     from reskd.demo import STUDENT_SIZE, TEACHER_SIZE
@@ -102,7 +197,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--data", default="", help="reuse/keep the dataset here (default: a temp dir)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--paper", action="store_true", help="the paper's shape on long clips and "
+                   "their prepared copies (see the docstring); --data keeps the clips")
+    p.add_argument("--paper-videos", type=int, default=16, help="--paper: videos per route")
     args = p.parse_args(argv)
+    if args.paper:
+        from reskd.efficiency.benchmark import machine_facts
+
+        with tempfile.TemporaryDirectory(prefix="reskd-bench-loader-") as tmp:
+            folder = Path(args.data or tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            out = paper_shape(folder, videos=args.paper_videos, quick=args.quick)
+        out["machine"] = machine_facts(torch.device("cpu"), None)
+        if args.json:
+            print(json.dumps(out, indent=2))
+            return 0
+        print(f"paper shape: 16 segments, views 224 + 112 from one 224 crop, {out['clip']} "
+              f"H.264 clips; loader batch {out['batch']}, {out['workers']} worker(s)")
+        print("machine: " + ", ".join(f"{k} {v}" for k, v in out["machine"].items()))
+        t_size, s_size = out["kd_sizes"]
+        print(f"one KD step here (R152 {t_size} -> R50 {s_size}, 16 frames, batch 1, fp32): "
+              f"{out['kd_step_videos_per_s_here']:.3f} videos/s; on a V100 (paper Table 4, "
+              f"R152/R50 GMACs {out['r152_over_r50_gmacs']:.2f}): about "
+              f"{out['v100_kd_videos_per_s']:.1f} videos/s")
+        for name, r in out["routes"].items():
+            print(f"  {name:<36} loader {r['videos_per_s']:6.2f} videos/s "
+                  f"({r['videos_per_s_per_worker']:.2f} per worker) = "
+                  f"{r['loader_per_kd_step_here']:.1f}x a KD step here; workers per V100: "
+                  f"{r['workers_per_v100']:.0f}")
+        return 0
     num_train, rounds = (64, 1) if args.quick else (args.num_train, args.rounds)
     default_threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="reskd-bench-loader-") as tmp:

@@ -10,8 +10,8 @@ to it, not the whole video up to the last wanted frame.
 **How a frame index maps to a timestamp.** Frame i is the i-th frame in presentation order,
 the order in which a decoder returns frames, and so the frame that decoding the file from the
 start and counting would give. Before decoding, the packet table of the video stream is read
-(`frame_table`: demuxing only, no decoding; measured at 20 ms for a 2-minute 720p H.264 file
-against 6 s to decode it). Frame i's presentation timestamp (pts) is the i-th smallest packet
+(`frame_table`: demuxing only, no decoding; measured at 30 ms of CPU for a 2-minute 720p
+H.264 file against 5 s to decode it front to back, `bench/bench_decode.py`'s clip). Frame i's presentation timestamp (pts) is the i-th smallest packet
 pts, and its keyframe is the last keyframe packet at or before it in that order. No timestamp
 is computed from a frame rate, so variable frame rate works as well as constant, and B-frames
 (pts order differs from file order) are handled. What is assumed: every packet decodes to one
