@@ -32,7 +32,11 @@ TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "optim.optimizer=adamw", "optim.lr=0.002", "optim.epochs=2", "runtime.progress=false",
         "data.size=32", "runtime.precision=fp32", "model.dropout=0", "runtime.sync_bn=true"]
 LOSS_RTOL = 1e-6
-WEIGHT_ATOL = 1e-5
+# AdamW divides each step by sqrt(v) + eps: for a weight whose gradients are near zero, the
+# summation order (an all-reduce of two half batches vs one batch mean) grows to 1e-5..1e-4
+# after 12 steps (measured: 3.4e-5 on 1 of 2304 elements of layer4.0.conv1), while every
+# loss agrees within LOSS_RTOL.
+WEIGHT_ATOL = 1e-4
 
 
 def torchrun(*args: str, ok: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
