@@ -224,3 +224,26 @@ def test_each_imported_arch_counts_gmacs_and_takes_a_distillation_step(arch):
                        teacher=teacher)
     assert torch.isfinite(parts["loss"]) and parts["feature_kd"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
+
+
+def test_imagenet_means_the_papers_v1_weights_and_imagenet_v2_the_newer_ones():
+    # torchvision's DEFAULT for ResNet-50 is IMAGENET1K_V2 (80.9% top-1); the paper's R50 started
+    # from V1 (76.1%). Two different weight files in the hub cache tell which one was read.
+    from reskd.models.weights import hub_cache_file
+
+    enum = torchvision.models.ResNet50_Weights
+    filled = {}
+    for i, member in enumerate(("IMAGENET1K_V1", "IMAGENET1K_V2")):
+        state = torchvision.models.resnet50().state_dict()
+        state["conv1.weight"] = torch.full_like(state["conv1.weight"], float(i + 1))
+        path = hub_cache_file(enum[member])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, path)
+        filled[member] = state["conv1.weight"]
+    for pretrained, member in (("imagenet", "IMAGENET1K_V1"), ("imagenet_v2", "IMAGENET1K_V2")):
+        model = build_model("resnet50", num_classes=5, num_segments=2, pretrained=pretrained)
+        conv1 = next(v for k, v in model.state_dict().items() if k.endswith("conv1.weight")
+                     and v.shape == filled[member].shape)
+        assert torch.equal(conv1, filled[member]), pretrained
+    with pytest.raises(ValueError, match="no IMAGENET1K_V2 for resnet18"):
+        build_model("resnet18", num_classes=5, num_segments=2, pretrained="imagenet_v2")

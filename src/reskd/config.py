@@ -67,7 +67,7 @@ class DataConfig:
 class ModelConfig:
     arch: str = "resnet50"  # resnet18/34/50/101/152 or "resnet" (custom, see below)
     num_classes: int = 0  # 0: the number of lines in data.classes
-    pretrained: str = ""  # "" | "imagenet" (torchvision weights API) | path to a state dict
+    pretrained: str = ""  # "" | "imagenet" (IMAGENET1K_V1, the paper's) | "imagenet_v2" | weights | path
     # Custom ResNet family (arch "resnet"): small CPU models and the paper's R50-S strides.
     block: str = "basic"  # "basic" or "bottleneck"
     layers: tuple[int, ...] = (1, 1, 1, 1)
