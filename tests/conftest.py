@@ -47,6 +47,20 @@ def write_video(path: Path, frames: np.ndarray, *, codec: str = "libx264rgb", fp
     return path
 
 
+def write_still_videos(root: Path, frame: int) -> Path:
+    """Two classes, two lossless RGB videos each (frame x frame px, 8 frames), every frame of a
+    video the same picture; list.txt and classes.txt beside them. -> root."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(4):
+        picture = rng.integers(0, 256, (frame, frame, 3), dtype=np.uint8)
+        write_video(root / f"v{i}.mp4", np.repeat(picture[None], 8, axis=0))
+        lines.append(f"v{i}.mp4 {i % 2}")
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    (root / "classes.txt").write_text("a\nb\n")
+    return root
+
+
 def numbered_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     """Random frames whose top-left pixel encodes the frame number (R channel = 10 * i)."""
     rng = np.random.default_rng(seed)

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import write_video
+from conftest import write_still_videos
 from reskd.config import ConfigError, load_config, save_config
 from reskd.data import transforms as T
 from reskd.distill.distiller import KDWeights, distill_loss
@@ -44,17 +44,7 @@ def reskd(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def still_video(tmp_path_factory) -> Path:
-    """Two classes, two lossless RGB videos each, every frame of a video the same picture."""
-    root = tmp_path_factory.mktemp("still")
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(4):
-        picture = rng.integers(0, 256, (FRAME, FRAME, 3), dtype=np.uint8)
-        write_video(root / f"v{i}.mp4", np.repeat(picture[None], 8, axis=0))
-        lines.append(f"v{i}.mp4 {i % 2}")
-    (root / "list.txt").write_text("\n".join(lines) + "\n")
-    (root / "classes.txt").write_text("a\nb\n")
-    return root
+    return write_still_videos(tmp_path_factory.mktemp("still"), FRAME)
 
 
 def overrides(root: Path, out: Path, size: int, *extra: str) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_video
+from conftest import write_still_videos
 from reskd.runs import make_dataset, run_train, with_checkpoint_views
 from reskd.config import load_config
 from reskd.data.transforms import RecipeAssumedWarning, checkpoint_views
@@ -41,17 +41,7 @@ FAMILIES = {
 
 @pytest.fixture(scope="module")
 def still_video(tmp_path_factory) -> Path:
-    """Two classes, two lossless RGB videos each, every frame of a video the same picture."""
-    root = tmp_path_factory.mktemp("still")
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(4):
-        picture = rng.integers(0, 256, (FRAME, FRAME, 3), dtype=np.uint8)
-        write_video(root / f"v{i}.mp4", np.repeat(picture[None], 8, axis=0))
-        lines.append(f"v{i}.mp4 {i % 2}")
-    (root / "list.txt").write_text("\n".join(lines) + "\n")
-    (root / "classes.txt").write_text("a\nb\n")
-    return root
+    return write_still_videos(tmp_path_factory.mktemp("still"), FRAME)
 
 
 def overrides(root: Path, out: Path, family: str, size: int, shrink: str) -> list[str]:
