@@ -158,3 +158,35 @@ def test_drop_ignored_options_makes_old_checkpoint_kwargs_buildable():
     tiny = {"arch": "resnet", "stem": "small", "widths": (8, 8, 16, 16)}
     assert drop_ignored_options(tiny) == tiny
     assert drop_ignored_options({"arch": "resnet51", "stem": "small"})["stem"] == "small"
+
+
+def test_tsn_head_drops_out_once_per_clip_on_the_frame_averaged_feature():
+    """The authors' and mmaction2's TSN head: pool each frame, average over frames, dropout,
+    fc. One mask per clip keeps dropout's noise; a mask per frame would average it away."""
+    torch.manual_seed(0)
+    model = build_model("resnet", num_classes=5, widths=(8, 8, 16, 16), stem="small",
+                        dropout=0.5)
+    f = torch.rand(1, 16, 16, 2, 2)  # (N, T, C', h, w): 16 frames
+    pooled = f.mean(dim=(-2, -1))  # (N, T, C')
+    model.train()
+    torch.manual_seed(1)
+    got = model.head(f)
+    torch.manual_seed(1)
+    torch.testing.assert_close(got, model.fc(model.dropout(pooled.mean(dim=1))))
+    # clip-logit noise over dropout draws: one mask vs a mask per frame (the old head)
+    with torch.no_grad():
+        once = torch.stack([model.head(f) for _ in range(300)]).var(dim=0).mean()
+        per_frame = torch.stack([model.fc(model.dropout(pooled)).mean(dim=1)
+                                 for _ in range(300)]).var(dim=0).mean()
+    assert once > 8 * per_frame  # ~T = 16 times
+    model.eval()  # no dropout: both orders are the same linear map
+    torch.testing.assert_close(model.head(f), model.fc(pooled).mean(dim=1))
+
+
+def test_classifier_init_std_is_the_authors_per_family():
+    torch.manual_seed(0)
+    tsn = build_model("resnet", num_classes=400, widths=(8, 8, 16, 512), stem="small")
+    assert 0.0008 < tsn.fc.weight.std().item() < 0.0012  # RKD2DHead init_std=0.001
+    assert torch.count_nonzero(tsn.fc.bias) == 0
+    with torch.device("meta"):
+        assert type(build_model("slowonly_r50", num_classes=4)).fc_init_std == 0.01  # I3DHead

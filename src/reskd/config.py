@@ -19,6 +19,9 @@ import yaml
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SHRINK_FILTERS = ("bilinear", "antialias")  # how a crop is shrunk to a model's size
+# distill.pixel_logit_reduction's old names: "released" divided by K as "mean" does; "paper"
+# summed over classes, read from the paper's text but 400x the strength its alpha was set for
+RENAMED_REDUCTIONS = {"released": "mean", "paper": "sum"}
 
 
 class ConfigError(ValueError):
@@ -100,7 +103,9 @@ class DistillConfig:
     frame_kd: float = 0.0  # frame-level logit KD (KL on per-frame logits)
     pixel_logit_kd: float = 0.0  # pixel-level logit KD (paper's Swin-B -> Swin-S: 500)
     temperature: float = 4.0  # for the logit KD terms (paper: 4; authors' released Swin config: 2)
-    pixel_logit_reduction: str = "paper"  # "paper" (mean over positions) or "released" (also / K)
+    # "mean": KL averaged over positions and classes (KLDivLoss reduction='mean', the authors'
+    # code; the paper's 500 and T = 4 are in this convention); "sum": summed over classes, K x
+    pixel_logit_reduction: str = "mean"
     teacher_bn: str = "train"  # "train" (batch statistics, as the authors) or "eval"
     # The any-resolution student (`reskd study anyres`): with two or more sizes, one student
     # is trained on the same crop at every size, each distilled from the one teacher by the
@@ -282,7 +287,10 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"distill.{key}: must be >= 0, got {getattr(k, key)}")
     if k.temperature <= 0:
         raise ConfigError(f"distill.temperature: must be positive, got {k.temperature}")
-    _check_choice(k.pixel_logit_reduction, ("paper", "released"), "distill.pixel_logit_reduction")
+    if k.pixel_logit_reduction in RENAMED_REDUCTIONS:
+        raise ConfigError(f"distill.pixel_logit_reduction: {k.pixel_logit_reduction!r} was "
+                          f"renamed; use {RENAMED_REDUCTIONS[k.pixel_logit_reduction]!r}")
+    _check_choice(k.pixel_logit_reduction, ("mean", "sum"), "distill.pixel_logit_reduction")
     _check_choice(k.size_bn, ("private", "shared"), "distill.size_bn")
     _check_student_sizes(k.student_sizes, k.sizes_per_step, d.size)
 

@@ -45,7 +45,7 @@ class KDWeights:
     frame: float = 0.0
     pixel_logit: float = 0.0
     temperature: float = 4.0
-    pixel_logit_reduction: str = "paper"
+    pixel_logit_reduction: str = "mean"
     sizes_per_step: int = 0
 
 

@@ -51,9 +51,13 @@ def feature_kd(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor
 # Each takes student logits with autograd and teacher logits, which are detached here so no
 # gradient can reach the teacher. Logits are upcast to float32 (softmax under autocast).
 # Defaults follow the paper: temperature T = 4 (Appendix A.1: T = 4, alpha = 500 for
-# Swin-B -> Swin-S). The authors' released config uses T = 2 with weight 200 and
-# reduction "released" in `pixel_logit_kd`. The T^2 factor (Hinton et al. 2015) keeps the
+# Swin-B -> Swin-S). The authors' released config uses T = 2 with weight 200. Both are in the
+# convention of the authors' only released loss, KLDivLoss(reduction='mean'), which also
+# divides by the number of classes K: `pixel_logit_kd`'s default reduction "mean". The T^2 factor (Hinton et al. 2015) keeps the
 # gradient scale independent of T; alpha is applied by the caller.
+
+
+PIXEL_LOGIT_REDUCTIONS = ("mean", "sum")
 
 
 def _soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -93,7 +97,7 @@ def frame_kd(student_frame_logits: torch.Tensor, teacher_frame_logits: torch.Ten
 
 
 def pixel_logit_kd(student_pixel_logits: torch.Tensor, teacher_pixel_logits: torch.Tensor,
-                   T: float = 4.0, reduction: str = "paper") -> torch.Tensor:
+                   T: float = 4.0, reduction: str = "mean") -> torch.Tensor:
     """Pixel-level logit KD (Appendix A.1): the classifier at every position of the pre-pool map.
 
     Student (N, T, K, h, w) logits are resized bilinearly (Phi) to the teacher's (H, W); then
@@ -101,14 +105,15 @@ def pixel_logit_kd(student_pixel_logits: torch.Tensor, teacher_pixel_logits: tor
     classifying resized features (the released code's order): the classifier is linear and
     bilinear weights sum to one.
 
-    reduction: "paper" sums over classes and averages over the N*T*H*W positions;
-    "released" averages over every element (KLDivLoss reduction='mean', the authors' code),
-    i.e. the "paper" value divided by K.
+    reduction: "mean" averages over every element, positions and classes (KLDivLoss
+    reduction='mean', the authors' code: the convention the paper's alpha = 500, T = 4 is set
+    in, 500 x 16 / 400 = 20 x KL per position for Kinetics-400); "sum" sums the KL over the
+    classes and averages over the N*T*H*W positions, K times stronger.
     """
     _check_temperature(T)
-    if reduction not in ("paper", "released"):
-        raise ValueError(f"pixel_logit_kd: reduction must be 'paper' or 'released', got "
-                         f"{reduction!r}")
+    if reduction not in PIXEL_LOGIT_REDUCTIONS:
+        raise ValueError(f"pixel_logit_kd: reduction must be one of "
+                         f"{', '.join(PIXEL_LOGIT_REDUCTIONS)}, got {reduction!r}")
     if (student_pixel_logits.dim() != 5 or teacher_pixel_logits.dim() != 5
             or student_pixel_logits.shape[:3] != teacher_pixel_logits.shape[:3]):
         raise ValueError(f"pixel-level logit KD needs (N, T, K, h, w) student and (N, T, K, H, W) "
@@ -119,4 +124,4 @@ def pixel_logit_kd(student_pixel_logits: torch.Tensor, teacher_pixel_logits: tor
     s = resize_features(student_pixel_logits.float(), size)  # (N, T, K, H, W)
     kl = _soft_kl(s.movedim(2, -1), teacher_pixel_logits.movedim(2, -1), T)  # (N, T, H, W)
     loss = kl.mean() * T * T
-    return loss / student_pixel_logits.shape[2] if reduction == "released" else loss
+    return loss / student_pixel_logits.shape[2] if reduction == "mean" else loss

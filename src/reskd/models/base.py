@@ -2,7 +2,8 @@
 
 - `features(x)`: clip (N, T, C, H, W) -> pre-pool feature map (N, T', C', h, w) (subclasses);
 - `head(f)`: feature map -> clip logits (N, K): global average pool over (T', h, w), dropout,
-  fc (the I3D head of 3D models; TSN overrides it with per-frame logits averaged over frames);
+  fc (the I3D head of 3D models; TSN's pools each frame, averages over frames, then dropout and
+  fc, as the authors and mmaction2: one dropout mask per clip);
 - `frame_logits(f)` -> (N, T', K) and `pixel_logits(f)` -> (N, T', K, h, w): the classifier
   applied per frame / per position, for frame-level and pixel-level logit KD;
 - `forward(x, return_features=False)` -> logits, or (logits, pre-pool map).
@@ -30,6 +31,9 @@ def read_state_dict(path: str | Path, expected: str) -> dict[str, torch.Tensor]:
 
 
 class VideoClassifier(nn.Module):
+    # The classifier's init std (normal, zero bias) when the builder is not given one: the
+    # authors' 3D heads (SlowOnly, Swin; mmaction2's I3DHead) use 0.01; TSN sets its own.
+    fc_init_std = 0.01
     # The memory format `reskd.engine.runtime.prepare_model` converts to when channels_last is
     # on; 3D models (5-D Conv3d weights) set channels_last_3d.
     memory_format = torch.channels_last
@@ -38,7 +42,7 @@ class VideoClassifier(nn.Module):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(feature_channels, num_classes)
-        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.normal_(self.fc.weight, std=self.fc_init_std)
         nn.init.zeros_(self.fc.bias)
         self.num_classes = num_classes
         self.feature_channels = feature_channels
