@@ -190,3 +190,17 @@ def test_classifier_init_std_is_the_authors_per_family():
     assert torch.count_nonzero(tsn.fc.bias) == 0
     with torch.device("meta"):
         assert type(build_model("slowonly_r50", num_classes=4)).fc_init_std == 0.01  # I3DHead
+
+
+def test_drop_path_sets_the_stochastic_depth_rate_of_swin_and_rejects_other_archs():
+    def last_rate(model):
+        return [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"][-1]
+
+    with torch.device("meta"):
+        assert last_rate(build_model("swin3d_t", num_classes=3)) == pytest.approx(0.1)
+        assert last_rate(build_model("swin3d_t", num_classes=3, drop_path=0.3)) == pytest.approx(0.3)
+        assert last_rate(build_model("mvit_v2_s", num_classes=3, drop_path=0.0)) == 0.0
+    with pytest.raises(ValueError, match="model.drop_path=0.2 has no effect on arch 'resnet18'"):
+        build_model("resnet18", num_classes=3, drop_path=0.2)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        build_model("swin3d_t", num_classes=3, drop_path=1.5)

@@ -30,6 +30,20 @@ def read_state_dict(path: str | Path, expected: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def set_stochastic_depth(backbone: nn.Module, rate: float) -> None:
+    """Rescales a torchvision backbone's stochastic depth so its deepest block drops with
+    probability `rate`; the rise over the blocks (linear in torchvision) keeps its shape.
+    -1 leaves the backbone's own rate. Swin3D's builders fix the rate, so it is set here."""
+    if rate == -1:
+        return
+    layers = [m for m in backbone.modules() if type(m).__name__ == "StochasticDepth"]
+    top = max((m.p for m in layers), default=0.0)
+    if not top:
+        raise ValueError(f"{type(backbone).__name__} has no stochastic depth to set")
+    for m in layers:
+        m.p = m.p / top * rate
+
+
 class VideoClassifier(nn.Module):
     # The classifier's init std (normal, zero bias) when the builder is not given one: the
     # authors' 3D heads (SlowOnly, Swin; mmaction2's I3DHead) use 0.01; TSN sets its own.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reskd.models.base import VideoClassifier, read_state_dict
+from reskd.models.base import VideoClassifier, read_state_dict, set_stochastic_depth
 
 SWIN_ARCHS = ("swin3d_t", "swin3d_s", "swin3d_b")
 
@@ -47,13 +47,17 @@ class VideoSwin(VideoClassifier):
         return x.permute(0, 1, 4, 2, 3)  # (N, T', C', h, w)
 
 
-def video_swin(arch: str = "swin3d_s", *, num_classes: int, dropout: float = 0.5) -> VideoSwin:
-    """Video Swin T/S/B from torchvision, random initialisation (weights=None)."""
+def video_swin(arch: str = "swin3d_s", *, num_classes: int, dropout: float = 0.5,
+               drop_path: float = -1.0) -> VideoSwin:
+    """Video Swin T/S/B from torchvision, random initialisation (weights=None). `drop_path`:
+    the stochastic depth rate (rising linearly over the blocks to it); -1: torchvision's 0.1,
+    which the authors' ResKD config also uses for Swin-S and Swin-B."""
     if arch not in SWIN_ARCHS:
         raise ValueError(f"unknown Video Swin arch {arch!r}; valid: {', '.join(SWIN_ARCHS)}")
     import torchvision.models.video as video
 
     backbone = getattr(video, arch)(weights=None)
+    set_stochastic_depth(backbone, drop_path)
     return VideoSwin(backbone, num_classes, dropout)
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reskd.models.base import VideoClassifier
+from reskd.models.base import VideoClassifier, set_stochastic_depth
 
 VIDEO_RESNET_ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18")
 MVIT_ARCHS = ("mvit_v1_b", "mvit_v2_s")
@@ -116,13 +116,17 @@ class MViT(VideoClassifier):
         return logits, f
 
 
-def torchvision_video_model(arch: str, *, num_classes: int, dropout: float = 0.5) -> nn.Module:
-    """R3D-18 / MC3-18 / R(2+1)D-18 / MViT V1-B / MViT V2-S from torchvision, random init."""
+def torchvision_video_model(arch: str, *, num_classes: int, dropout: float = 0.5,
+                            drop_path: float = -1.0) -> nn.Module:
+    """R3D-18 / MC3-18 / R(2+1)D-18 / MViT V1-B / MViT V2-S from torchvision, random init.
+    `drop_path`: MViT's stochastic depth rate; -1: torchvision's 0.2 (the 3D ResNets have none)."""
     import torchvision.models.video as video
 
     if arch in VIDEO_RESNET_ARCHS:
         return VideoResNet(getattr(video, arch)(weights=None), num_classes, dropout)
     if arch in MVIT_ARCHS:
-        return MViT(getattr(video, arch)(weights=None), num_classes, dropout)
+        backbone = getattr(video, arch)(weights=None)
+        set_stochastic_depth(backbone, drop_path)
+        return MViT(backbone, num_classes, dropout)
     raise ValueError(f"unknown torchvision video arch {arch!r}; valid: "
                      f"{', '.join(VIDEO_RESNET_ARCHS + MVIT_ARCHS)}")
