@@ -47,8 +47,9 @@ def context() -> dict:
                          "test_clips": 1, "test_crops": 1, "short_side_ratio": 1.25},
             "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "gmacs": 0.002,
             "views": {"size": SIZE, "crop_size": 2 * SIZE, "shrink": "bilinear",
-                      "short_side_ratio": 1.25, "downsample_to": 0,
-                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                      "short_side_ratio": 1.25, "test_short_side_ratio": 1.25,
+                      "downsample_to": 0, "mean": [0.485, 0.456, 0.406],
+                      "std": [0.229, 0.224, 0.225]},
             "test_average": "prob"}
 
 

@@ -66,8 +66,9 @@ def test_student_is_tested_on_its_training_views(still_video, tmp_path, family, 
     student = run_train(cfg, distill=True, log=quiet)
     ckpt = load_checkpoint(student["model"])
     assert ckpt["views"] == {"size": STUDENT, "crop_size": TEACHER, "shrink": shrink,
-                             "short_side_ratio": 1.0, "downsample_to": 0,
-                             "mean": list(cfg.data.mean), "std": list(cfg.data.std)}
+                             "short_side_ratio": 1.0, "test_short_side_ratio": 1.0,
+                             "downsample_to": 0, "mean": list(cfg.data.mean),
+                             "std": list(cfg.data.std)}
 
     # training views as the distillation made them: (teacher view, student view)
     train_set = make_dataset(cfg, "train_list", train=True, sizes=(TEACHER, STUDENT),

@@ -19,6 +19,8 @@ import yaml
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SHRINK_FILTERS = ("bilinear", "antialias")  # how a crop is shrunk to a model's size
+CROPS = ("multiscale", "random_resized")  # how the training crop is drawn
+CROP_POSITIONS = ("fixed13", "uniform")  # where a multi-scale crop may sit
 # distill.pixel_logit_reduction's old names: "released" divided by K as "mean" does; "paper"
 # summed over classes, read from the paper's text but 400x the strength its alpha was set for
 RENAMED_REDUCTIONS = {"released": "mean", "paper": "sum"}
@@ -50,8 +52,16 @@ class DataConfig:
     # > 0: frames keep only downsample_to x downsample_to pixels of information: shrunk and
     # back up to the crop size (Figure 1a's up-sampled frames; `reskd study resolution`)
     downsample_to: int = 0
-    short_side_ratio: float = 256 / 224  # short side = round(size * ratio) before cropping
-    crop_scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    short_side_ratio: float = 256 / 224  # short side = round(crop size * ratio) before cropping
+    # the test short side as a ratio of the crop size; 0: short_side_ratio (Swin tests at 1.0)
+    test_short_side_ratio: float = 0.0
+    crop: str = "multiscale"  # training crop: "multiscale" (TSN, crop_scales) or "random_resized"
+    crop_scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multiscale: sides x short side
+    # multiscale: the crop's offset, one of 13 fixed positions ("fixed13", the authors'
+    # mmaction2 num_fixed_crops=13) or anywhere ("uniform")
+    crop_positions: str = "fixed13"
+    crop_area: tuple[float, float] = (0.08, 1.0)  # random_resized: fraction of the frame's area
+    crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)  # random_resized: width / height range
     flip: bool = True
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -278,6 +288,18 @@ def validate(cfg: Config) -> None:
                           f"{top} (data.crop_size, else data.size), got {d.downsample_to}")
     if d.short_side_ratio < 1:
         raise ConfigError(f"data.short_side_ratio: must be >= 1, got {d.short_side_ratio}")
+    if d.test_short_side_ratio != 0 and d.test_short_side_ratio < 1:
+        raise ConfigError(f"data.test_short_side_ratio: must be 0 (data.short_side_ratio) or >= 1 "
+                          f"(a test crop of the crop size must fit), got {d.test_short_side_ratio}")
+    _check_choice(d.crop, CROPS, "data.crop")
+    _check_choice(d.crop_positions, CROP_POSITIONS, "data.crop_positions")
+    if not 0 < d.crop_area[0] <= d.crop_area[1] <= 1:
+        raise ConfigError(f"data.crop_area: expected [low, high] with 0 < low <= high <= 1 "
+                          f"(fractions of the frame's area; torchvision's [0.08, 1.0]), got "
+                          f"{list(d.crop_area)}")
+    if not 0 < d.crop_aspect[0] <= d.crop_aspect[1]:
+        raise ConfigError(f"data.crop_aspect: expected [low, high] with 0 < low <= high (width / "
+                          f"height; torchvision's [0.75, 1.333]), got {list(d.crop_aspect)}")
     if len(m.layers) != len(m.widths) or len(m.layers) != len(m.strides):
         raise ConfigError(
             f"model.layers, model.widths and model.strides need one entry per stage; got "

@@ -115,7 +115,10 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
         gone = set(missing)
         entries = [e for e in entries if e.path not in gone]
     views = ViewSpec(sizes=sizes, crop_size=crop_size, shrink=d.shrink,
-                     short_side_ratio=d.short_side_ratio, scales=d.crop_scales, flip=d.flip,
+                     short_side_ratio=d.short_side_ratio,
+                     test_short_side_ratio=d.test_short_side_ratio, crop=d.crop,
+                     scales=d.crop_scales, crop_positions=d.crop_positions,
+                     crop_area=d.crop_area, crop_aspect=d.crop_aspect, flip=d.flip,
                      mean=d.mean, std=d.std, downsample_to=d.downsample_to,
                      student_sizes=tuple(student_sizes))
     sampling = Sampling(d.num_segments, d.clip_len, d.frame_interval)
@@ -257,7 +260,8 @@ def run_convert(cfg: Config, source: str, out: str | Path, *, half: str = "stude
     if ctx.get("mean") is not None:
         d.mean, d.std = tuple(ctx["mean"]), tuple(ctx["std"])
     views = ViewSpec(sizes=(d.size,), crop_size=d.crop_size, shrink=d.shrink,
-                     short_side_ratio=d.short_side_ratio, mean=d.mean, std=d.std,
+                     short_side_ratio=d.short_side_ratio,
+                     test_short_side_ratio=d.test_short_side_ratio, mean=d.mean, std=d.std,
                      downsample_to=d.downsample_to).record()
     gmacs = flops.gmacs_per_video(model, frames, d.size, d.test_clips * d.test_crops)
     context = checkpoint_context(cfg, classes, kwargs, gmacs, views)
@@ -394,10 +398,12 @@ def with_checkpoint_views(cfg: Config, ckpt: dict, path: str | Path = "checkpoin
     cfg = copy.deepcopy(cfg)
     d = cfg.data
     recipe = {"size": v.sizes[0], "crop_size": v.crop_size, "shrink": v.shrink,
-              "short_side_ratio": v.short_side_ratio, "downsample_to": v.downsample_to,
-              "mean": tuple(v.mean), "std": tuple(v.std)}
+              "short_side_ratio": v.short_side_ratio, "test_short_side_ratio": v.test_ratio,
+              "downsample_to": v.downsample_to, "mean": tuple(v.mean), "std": tuple(v.std)}
+    given = {k: getattr(d, k) for k in recipe}
+    given["test_short_side_ratio"] = d.test_short_side_ratio or d.short_side_ratio  # 0: same
     differ = [f"data.{k}={getattr(d, k)!r}" for k, value in recipe.items()
-              if getattr(d, k) != value and not (k == "crop_size" and d.crop_size == 0)
+              if given[k] != value and not (k == "crop_size" and d.crop_size == 0)
               and not (k == "shrink" and v.crop_size == v.sizes[0])]
     if differ:
         log(f"note: testing {path} on the views it was trained on ({v.sizes[0]} px shrunk from a "

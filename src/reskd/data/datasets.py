@@ -154,12 +154,10 @@ def read_frames(path: Path, indices_for: IndexFn, format: str = "video", num_fra
 
 
 def working_short_side(views: ViewSpec, *, train: bool) -> int:
-    """The short side the views resize frames to before cropping: round(crop * short_side_ratio),
-    crop = crop_size or the first view's size in training, the model's in testing (as
-    `transforms.train_views` / `test_views` compute it). Frames larger than this are shrunk to
-    it in uint8 as they are decoded: a sample holds its kept frames at this size only."""
-    crop = views.crop_size or (views.sizes[0] if train else views.sizes[-1])
-    return round(crop * views.short_side_ratio)
+    """The short side the views resize frames to before cropping (`ViewSpec.short_side`: the
+    test short side has its own ratio). Frames larger than this are shrunk to it in uint8 as
+    they are decoded: a sample holds its kept frames at this size only."""
+    return views.short_side(train=train)
 
 
 def test_views_of_video(read: Callable[[IndexFn], np.ndarray], *, sampling: Sampling,

@@ -2,11 +2,14 @@
 
 A run's views are made in two steps, the same in training and in testing:
 
-1. **The crop**, at `crop_size` (224 in the paper). Training (paper Sec. 4.2, as mmaction2's TSN
-   recipe): resize the short side to round(crop_size * short_side_ratio) (256 for 224), take a
-   random multi-scale crop (side lengths from `scales` x short side, width and height scales at
-   most one step apart), resize it to crop_size, flip horizontally with probability 1/2.
-   Testing: the same short side, then a centre crop (or three crops along the long side).
+1. **The crop**, at `crop_size` (224 in the paper). Training (paper Sec. 4.2, as the authors'
+   mmaction2 TSN recipe): resize the short side to round(crop_size * short_side_ratio) (256 for
+   224), take a random multi-scale crop (side lengths from `scales` x short side, width and
+   height scales at most one step apart, at one of 13 fixed offsets or anywhere) or a random
+   resized crop (SlowOnly and Video Swin: random area and aspect ratio), resize it to
+   crop_size, flip horizontally with probability 1/2. Testing: short side round(crop_size *
+   test_short_side_ratio) (0: short_side_ratio), then a centre crop (or three crops along the
+   long side).
 2. **The shrink** of that crop to each model's size with `shrink`: "bilinear" (align_corners
    False, no antialias, as the authors' code makes its student input inside the model; for an
    exact 2x factor this is 2x2 average pooling) or "antialias" (bilinear with antialiasing).
@@ -24,6 +27,7 @@ commutes with that per-channel affine map, so this equals normalising the shrunk
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reskd.config import SHRINK_FILTERS
+from reskd.config import CROP_POSITIONS, CROPS, SHRINK_FILTERS
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 
@@ -97,17 +101,66 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round().clamp_(0, 255).to(torch.uint8)
 
 
-def multiscale_crop_box(height: int, width: int, scales: tuple[float, ...],
-                        rng: np.random.Generator) -> Box:
-    """A random multi-scale crop (TSN): sides = scale x short side, scales at most one step apart."""
+def multiscale_crop_sizes(height: int, width: int, scales: tuple[float, ...]) -> list[tuple[int, int]]:
+    """The (crop height, crop width) pairs a multi-scale crop draws from, as mmaction2's
+    `MultiScaleCrop(max_wh_scale_gap=1)`: sides int(scale x short side), a side within 3 px of
+    the short side snapped to it (mmaction2 snaps to its `input_size`, which the authors set to
+    the short side), width and height scales at most one step apart; clamped to the frame."""
     base = min(height, width)
-    sides = [int(base * s) for s in scales]
-    pairs = [(h, w) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 1]
+    sides = [base if abs(int(base * s) - base) < 3 else int(base * s) for s in scales]
+    return [(max(1, min(h, height)), max(1, min(w, width)))
+            for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 1]
+
+
+def fixed_crop_offsets(height: int, width: int, crop_h: int, crop_w: int) -> list[tuple[int, int]]:
+    """The 13 (top, left) offsets of mmaction2's `MultiScaleCrop(num_fixed_crops=13)`, in its
+    order: with steps (width - crop_w) // 4 and (height - crop_h) // 4 (rounded down, so the
+    right and bottom crops may stop short of the edge), the 4 corners and the centre, then the
+    centres of the 4 sides and the 4 quarter points."""
+    w_step, h_step = (width - crop_w) // 4, (height - crop_h) // 4
+    steps = [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2),  # (x, y) in steps, as mmaction2 lists them
+             (0, 2), (4, 2), (2, 4), (2, 0), (1, 1), (3, 1), (1, 3), (3, 3)]
+    return [(y * h_step, x * w_step) for x, y in steps]
+
+
+def multiscale_crop_box(height: int, width: int, scales: tuple[float, ...],
+                        rng: np.random.Generator, positions: str = "fixed13") -> Box:
+    """A random multi-scale crop (TSN): a size from `multiscale_crop_sizes`, at one of the 13
+    `fixed_crop_offsets` ("fixed13", the authors') or at any offset ("uniform")."""
+    if positions not in CROP_POSITIONS:
+        raise ValueError(f"crop positions must be one of {', '.join(CROP_POSITIONS)}, got "
+                         f"{positions!r}")
+    pairs = multiscale_crop_sizes(height, width, scales)
     ch, cw = pairs[int(rng.integers(len(pairs)))]
-    ch, cw = max(1, min(ch, height)), max(1, min(cw, width))
-    top = int(rng.integers(0, height - ch + 1))
-    left = int(rng.integers(0, width - cw + 1))
+    if positions == "fixed13":
+        offsets = fixed_crop_offsets(height, width, ch, cw)
+        top, left = offsets[int(rng.integers(len(offsets)))]
+    else:
+        top = int(rng.integers(0, height - ch + 1))
+        left = int(rng.integers(0, width - cw + 1))
     return top, left, ch, cw
+
+
+def random_resized_crop_box(height: int, width: int, area: tuple[float, float],
+                            aspect: tuple[float, float], rng: np.random.Generator) -> Box:
+    """A random crop of `area` x the frame's area and width / height in `aspect` (log-uniform),
+    at a uniform offset: torchvision's `RandomResizedCrop.get_params` (10 tries, then the whole
+    frame cut to the nearest aspect in range, centred), drawn from `rng`. mmaction2's
+    `RandomResizedCrop` differs only in its fallback (a centred square of the short side)."""
+    log_aspect = (math.log(aspect[0]), math.log(aspect[1]))
+    for _ in range(10):
+        target = height * width * rng.uniform(area[0], area[1])
+        ratio = math.exp(rng.uniform(log_aspect[0], log_aspect[1]))
+        w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    if width / height < aspect[0]:
+        w, h = width, round(width / aspect[0])
+    elif width / height > aspect[1]:
+        w, h = round(height * aspect[1]), height
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 def centre_box(height: int, width: int, size: int) -> Box:
@@ -126,15 +179,25 @@ def three_crop_boxes(height: int, width: int, size: int) -> list[Box]:
 
 
 def train_crop(frames: np.ndarray, crop_size: int, *, short_side_ratio: float,
-               scales: tuple[float, ...], flip: bool, rng: np.random.Generator) -> torch.Tensor:
+               scales: tuple[float, ...], flip: bool, rng: np.random.Generator,
+               crop_kind: str = "multiscale", crop_positions: str = "fixed13",
+               crop_area: tuple[float, float] = (0.08, 1.0),
+               crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
     """(T, H, W, C) uint8 -> (T, C, crop_size, crop_size) uint8: the training crop (short side
-    round(crop_size * short_side_ratio), a random multi-scale crop resized to crop_size, a flip
-    with probability 1/2), what a loader worker makes. Rounded back to uint8 (a quarter of the
-    bytes of float32 across processes): exact when nothing is resized, as on the demo's
-    frames; otherwise within half a grey level of the float crop."""
+    round(crop_size * short_side_ratio), a random crop - "multiscale" (`multiscale_crop_box`
+    with `scales` and `crop_positions`) or "random_resized" (`random_resized_crop_box` with
+    `crop_area` and `crop_aspect`) - resized to crop_size, a flip with probability 1/2), what a
+    loader worker makes. Rounded back to uint8 (a quarter of the bytes of float32 across
+    processes): exact when nothing is resized, as on the demo's frames; otherwise within half
+    a grey level of the float crop."""
+    if crop_kind not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop_kind!r}")
     x = to_tensor(frames)  # (T, C, H, W)
     x = resize_short_side(x, round(crop_size * short_side_ratio))
-    x = crop(x, multiscale_crop_box(x.shape[-2], x.shape[-1], scales, rng))
+    h, w = x.shape[-2:]
+    box = (multiscale_crop_box(h, w, scales, rng, crop_positions) if crop_kind == "multiscale"
+           else random_resized_crop_box(h, w, crop_area, crop_aspect, rng))
+    x = crop(x, box)
     x = resize(x, (crop_size, crop_size))
     if flip and rng.random() < 0.5:
         x = hflip(x)
@@ -157,16 +220,18 @@ def crop_views(clip: torch.Tensor, sizes: tuple[int, ...], *, mean: tuple[float,
 def train_views(frames: np.ndarray, sizes: tuple[int, ...], *, short_side_ratio: float,
                 scales: tuple[float, ...], flip: bool, mean: tuple[float, ...],
                 std: tuple[float, ...], rng: np.random.Generator, crop_size: int = 0,
-                shrink_filter: str = "bilinear", downsample_to: int = 0) -> list[torch.Tensor]:
+                shrink_filter: str = "bilinear", downsample_to: int = 0,
+                **crop_recipe) -> list[torch.Tensor]:
     """(T, H, W, C) uint8 -> one normalised (T, C, s, s) view per size in `sizes`, all from one
     crop and flip at `crop_size` (0: sizes[0]), each shrunk from it with `shrink_filter`:
-    `train_crop` then `crop_views`, in one process.
+    `train_crop` (`crop_recipe`: its crop_kind, crop_positions, crop_area, crop_aspect) then
+    `crop_views`, in one process.
 
     `sizes=(224, 112)` with the default crop gives (teacher view, student view) as the authors
     make them. `downsample_to` > 0 degrades the crop first (see `degrade`).
     """
     x = train_crop(frames, crop_size or sizes[0], short_side_ratio=short_side_ratio,
-                   scales=scales, flip=flip, rng=rng)
+                   scales=scales, flip=flip, rng=rng, **crop_recipe)
     return crop_views(x, sizes, mean=mean, std=std, shrink_filter=shrink_filter,
                       downsample_to=downsample_to)
 
@@ -192,24 +257,46 @@ class ViewSpec:
     """The view recipe of a run, shared by training and testing: `sizes` are the views' side
     lengths, (teacher, student) when distilling or (model,) otherwise, each shrunk with
     `shrink` from one crop of `crop_size` (0: sizes[0]). `student_sizes` (an any-resolution
-    student's, `distill.student_sizes`) adds training views of the same crop at those sizes."""
+    student's, `distill.student_sizes`) adds training views of the same crop at those sizes.
+    The training crop is `crop` ("multiscale": `scales`, `crop_positions`; "random_resized":
+    `crop_area`, `crop_aspect`) from short side crop x `short_side_ratio`; test crops come
+    from short side crop x `test_short_side_ratio` (0: `short_side_ratio`)."""
     sizes: tuple[int, ...]
     crop_size: int = 0
     shrink: str = "bilinear"
     short_side_ratio: float = 256 / 224
+    test_short_side_ratio: float = 0.0
+    crop: str = "multiscale"
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    crop_positions: str = "fixed13"
+    crop_area: tuple[float, float] = (0.08, 1.0)
+    crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     downsample_to: int = 0  # > 0: the crop keeps only this many pixels a side (Figure 1a)
     student_sizes: tuple[int, ...] = ()
 
+    @property
+    def test_ratio(self) -> float:
+        """The test short side over the crop size (test_short_side_ratio, 0: short_side_ratio)."""
+        return self.test_short_side_ratio or self.short_side_ratio
+
+    def short_side(self, *, train: bool) -> int:
+        """The short side frames are resized to before cropping: round(crop x ratio), crop =
+        crop_size, else the first view's size in training and the model's in testing; ratio =
+        short_side_ratio in training, `test_ratio` in testing."""
+        crop = self.crop_size or (self.sizes[0] if train else self.sizes[-1])
+        return round(crop * (self.short_side_ratio if train else self.test_ratio))
+
     def train_crop(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         """(T, H, W, C) uint8 -> the training crop (T, C, S, S) uint8 (S: crop_size or
         sizes[0]), what the training loader returns as "clip"."""
         return train_crop(frames, self.crop_size or self.sizes[0],
                           short_side_ratio=self.short_side_ratio, scales=self.scales,
-                          flip=self.flip, rng=rng)
+                          flip=self.flip, rng=rng, crop_kind=self.crop,
+                          crop_positions=self.crop_positions, crop_area=self.crop_area,
+                          crop_aspect=self.crop_aspect)
 
     def views_of(self, clip: torch.Tensor) -> dict:
         """(..., T, C, S, S) uint8 training crops (a clip or a batch, on any device) ->
@@ -233,16 +320,18 @@ class ViewSpec:
 
     def test(self, frames: np.ndarray, crops: int) -> torch.Tensor:
         """(T, H, W, C) uint8 -> (crops, T, C, size, size) at the model's size (sizes[-1])."""
-        return test_views(frames, self.sizes[-1], short_side_ratio=self.short_side_ratio,
+        return test_views(frames, self.sizes[-1], short_side_ratio=self.test_ratio,
                           crops=crops, mean=self.mean, std=self.std, crop_size=self.crop_size,
                           shrink_filter=self.shrink, downsample_to=self.downsample_to)
 
     def record(self) -> dict:
         """What a checkpoint stores (`"views"`) so that every later use makes the model's test
         views as its training views were made; `size` is the model's own (the last size), and
-        an any-resolution student's record lists every size it runs at (`student_sizes`)."""
+        an any-resolution student's record lists every size it runs at (`student_sizes`).
+        `test_short_side_ratio` is stored resolved (`test_ratio`)."""
         record = {"size": self.sizes[-1], "crop_size": self.crop_size or self.sizes[0],
                   "shrink": self.shrink, "short_side_ratio": self.short_side_ratio,
+                  "test_short_side_ratio": self.test_ratio,
                   "downsample_to": self.downsample_to, "mean": list(self.mean),
                   "std": list(self.std)}
         if self.student_sizes:
@@ -296,7 +385,8 @@ def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint",
     """The test-view recipe of a checkpoint's model at `size` (one of `checkpoint_sizes`;
     None: its own): its recorded `"views"`, or for a checkpoint made before they were
     recorded, views resized straight to its size with antialiasing (how reskd tested every
-    model then), with a `RecipeAssumedWarning` saying so."""
+    model then), with a `RecipeAssumedWarning` saying so. A recipe recorded before
+    `test_short_side_ratio` was tests at its `short_side_ratio`, as it was trained."""
     ckpt = checkpoint_at_size(ckpt, size, path)
     views = ckpt.get("views")
     if views is None:
@@ -313,6 +403,8 @@ def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint",
                         short_side_ratio=s["short_side_ratio"], mean=tuple(ckpt["mean"]),
                         std=tuple(ckpt["std"]), downsample_to=downsample_to)
     return ViewSpec(sizes=(views["size"],), crop_size=views["crop_size"], shrink=views["shrink"],
-                    short_side_ratio=views["short_side_ratio"], mean=tuple(views["mean"]),
+                    short_side_ratio=views["short_side_ratio"],
+                    test_short_side_ratio=views.get("test_short_side_ratio", 0.0),
+                    mean=tuple(views["mean"]),
                     std=tuple(views["std"]), downsample_to=views["downsample_to"],
                     student_sizes=tuple(views.get("student_sizes", ())))
