@@ -101,7 +101,8 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round().clamp_(0, 255).to(torch.uint8)
 
 
-def multiscale_crop_sizes(height: int, width: int, scales: tuple[float, ...]) -> list[tuple[int, int]]:
+def multiscale_crop_sizes(height: int, width: int,
+                          scales: tuple[float, ...]) -> list[tuple[int, int]]:
     """The (crop height, crop width) pairs a multi-scale crop draws from, as mmaction2's
     `MultiScaleCrop(max_wh_scale_gap=1)`: sides int(scale x short side), a side within 3 px of
     the short side snapped to it (mmaction2 snaps to its `input_size`, which the authors set to
