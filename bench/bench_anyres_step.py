@@ -39,7 +39,7 @@ def make_step(teacher, size: int, *, batch: int, frames: int, others: tuple[int,
     device = torch.device("cpu")
     kwargs = {**DEMO, **({"bn_sizes": sorted({size, *others})} if others else {})}
     student = prepare_model(build_from_kwargs(kwargs), device, True).train()
-    optimizer = make_optimizer(student.parameters(), optimizer="adamw", lr=2e-3, momentum=0.9,
+    optimizer = make_optimizer(student, optimizer="adamw", lr=2e-3, momentum=0.9,
                                nesterov=False, weight_decay=5e-4)
     batch_ = {"student": torch.randn(batch, frames, 3, size, size),  # (N, T, C, H, W)
               "teacher": torch.randn(batch, frames, 3, TEACHER, TEACHER),

@@ -40,7 +40,7 @@ def make_step(teacher: nn.Module, student: nn.Module, *, teacher_x: torch.Tensor
     """One optimisation step of the student: the product's `reskd.engine.train.train_step`
     (its GradScaler is off: fp32 and bf16 need none), then the loss read back to the host
     as the trainer's logging does."""
-    optimizer = make_optimizer(student.parameters(), optimizer="sgd", lr=0.01, momentum=0.9,
+    optimizer = make_optimizer(student, optimizer="sgd", lr=0.01, momentum=0.9,
                                nesterov=True, weight_decay=1e-4)
     set_teacher_mode(teacher, "train")
     student.train()

@@ -77,9 +77,10 @@ def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int 
                                 cfg.runtime.channels_last)
         set_teacher_mode(teacher, cfg.distill.teacher_bn)
     o = cfg.optim
-    optimizer = make_optimizer(model.parameters(), optimizer=o.optimizer, lr=o.lr,
-                               momentum=o.momentum, nesterov=o.nesterov,
-                               weight_decay=o.weight_decay)
+    optimizer = make_optimizer(model, optimizer=o.optimizer, lr=o.lr, momentum=o.momentum,
+                               nesterov=o.nesterov, weight_decay=o.weight_decay,
+                               bias_lr_mult=o.bias_lr_mult, backbone_lr_mult=o.backbone_lr_mult,
+                               no_decay_names=o.no_decay_names)
     batch = next(iter(loader))
     weights = kd_weights(cfg)
 

@@ -220,7 +220,7 @@ def make_kd_step(teacher: nn.Module, student: nn.Module, *, device: torch.device
                  amp_dtype: torch.dtype | None):
     """bench/bench_kd_step.py's make_step, with a GradScaler for fp16 (as `train()` makes one):
     step(batch) runs the product's `train_step` and returns its parts."""
-    optimizer = make_optimizer(student.parameters(), optimizer="sgd", lr=0.01, momentum=0.9,
+    optimizer = make_optimizer(student, optimizer="sgd", lr=0.01, momentum=0.9,
                                nesterov=True, weight_decay=1e-4)
     scaler = (torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None)
     set_teacher_mode(teacher, "train")

@@ -97,7 +97,7 @@ def test_a_step_trains_every_size_with_its_own_batchnorm():
     student = build_from_kwargs({**TINY, "bn_sizes": list(SIZES)})
     first = student.backbone.bn1
     assert isinstance(first, SizeBatchNorm) and set(first.norms) == {"16", "24", "32"}
-    optimizer = make_optimizer(student.parameters(), optimizer="adamw", lr=1e-3, momentum=0.9,
+    optimizer = make_optimizer(student, optimizer="adamw", lr=1e-3, momentum=0.9,
                                nesterov=False, weight_decay=0.0)
     batch = {"student": torch.randn(2, 2, 3, 32, 32), "teacher": torch.randn(2, 2, 3, 64, 64),
              "students": {16: torch.randn(2, 2, 3, 16, 16), 24: torch.randn(2, 2, 3, 24, 24)},
@@ -117,7 +117,7 @@ def test_a_step_trains_every_size_with_its_own_batchnorm():
 
     # two sizes per step: the model's own and one drawn; the other BatchNorm is untouched
     student = build_from_kwargs({**TINY, "bn_sizes": list(SIZES)})
-    optimizer = make_optimizer(student.parameters(), optimizer="adamw", lr=1e-3, momentum=0.9,
+    optimizer = make_optimizer(student, optimizer="adamw", lr=1e-3, momentum=0.9,
                                nesterov=False, weight_decay=0.0)
     parts = train_step(student, batch, optimizer=optimizer, device=torch.device("cpu"),
                        teacher=teacher, kd_weights=KDWeights(sizes_per_step=2))

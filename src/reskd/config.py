@@ -97,15 +97,26 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
-    schedule: str = "cosine"  # "cosine" or "onecycle"
+    schedule: str = "cosine"  # "cosine", "step" (x gamma at each milestone) or "onecycle"
+    milestones: tuple[int, ...] = ()  # "step": epochs where lr is x gamma (SlowOnly: [90, 130])
+    gamma: float = 0.1  # "step": the decay factor at each milestone
     warmup_epochs: float = 0.0
     epochs: int = 50
     grad_clip: float = 20.0  # max grad norm; 0 disables
 
 
 @dataclass
+    warmup_start_factor: float = 0.0  # warm-up starts at this x lr (mmcv: 0.1); onecycle: lr/25
 class DistillConfig:
     teacher: str = ""  # checkpoint made by `reskd train`
+    # Parameter groups. Biases of convs and linear layers get lr x bias_lr_mult and no weight
+    # decay; 2.0 is the authors' (TSN/TSM optimizer policies; norm biases stay 1x). Video Swin: 1.0.
+    bias_lr_mult: float = 2.0
+    backbone_lr_mult: float = 1.0  # lr x this for parameters under model.backbone (Video Swin: 0.1)
+    # No weight decay for parameters whose name contains one of these (besides every 1-D one):
+    # Swin's bias tables and position embeddings, torchvision MViT's pos_encoding.
+    no_decay_names: tuple[str, ...] = ("relative_position_bias_table", "pos_embed", "pos_encoding")
+    accumulate: int = 1  # loader batches per optimizer step (official Swin-B: 8); lr is for all
     teacher_size: int = 0  # 0: the size stored in the teacher checkpoint
     # KD variants (paper Table 5, Appendix A.1); each term is used when its weight is > 0.
     alpha: float = 100.0  # pixel-level feature KD: MSE(f_t, Phi(f_s)) (the paper's default)
@@ -257,7 +268,7 @@ def validate(cfg: Config) -> None:
     _check_choice(m.block, ("basic", "bottleneck"), "model.block")
     _check_choice(m.stem, ("imagenet", "small"), "model.stem")
     _check_choice(o.optimizer, ("sgd", "adamw"), "optim.optimizer")
-    _check_choice(o.schedule, ("cosine", "onecycle"), "optim.schedule")
+    _check_choice(o.schedule, ("cosine", "step", "onecycle"), "optim.schedule")
     _check_choice(k.teacher_bn, ("train", "eval"), "distill.teacher_bn")
     _check_choice(r.precision, ("auto", "bf16", "fp16", "fp32"), "runtime.precision")
     _check_choice(r.device, ("auto", "cpu", "cuda"), "runtime.device")
@@ -280,6 +291,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.crop_size: must be 0 (the model's size) or at least data.size="
                           f"{d.size}: views are shrunk from the crop, never enlarged; got "
                           f"{d.crop_size}")
+    _check_optim(o)
     if d.crop_size < 0:
         raise ConfigError(f"data.crop_size: must be >= 0, got {d.crop_size}")
     top = max(d.size, d.crop_size)
@@ -323,6 +335,42 @@ def _check_student_sizes(sizes: tuple[int, ...], per_step: int, size: int) -> No
             raise ConfigError(f"distill.sizes_per_step={per_step} needs distill.student_sizes "
                               f"(e.g. [16, 24, 32]); set it to 0 for one student size")
         return
+def _check_optim(o: OptimConfig) -> None:
+    """The schedule and parameter-group keys (optim.*)."""
+    if o.schedule == "step":
+        m = list(o.milestones)
+        if not m or m != sorted(set(m)) or m[0] < 1 or m[-1] >= o.epochs:
+            raise ConfigError(f"optim.milestones: optim.schedule=step needs increasing epochs "
+                              f"between 1 and optim.epochs - 1 = {o.epochs - 1} (e.g. [90, 130] "
+                              f"for 150 epochs), got {m}")
+        if not 0 < o.gamma <= 1:
+            raise ConfigError(f"optim.gamma: must be in (0, 1] (0.1 divides lr by 10), got "
+                              f"{o.gamma}")
+    elif o.milestones:
+        raise ConfigError(f"optim.milestones={list(o.milestones)} is only used by "
+                          f"optim.schedule=step (got {o.schedule!r}); set optim.milestones=[] or "
+                          f"optim.schedule=step")
+    if o.warmup_epochs < 0:
+        raise ConfigError(f"optim.warmup_epochs: must be >= 0, got {o.warmup_epochs}")
+    if not 0 <= o.warmup_start_factor <= 1:
+        raise ConfigError(f"optim.warmup_start_factor: must be in [0, 1] (mmcv: 0.1), got "
+                          f"{o.warmup_start_factor}")
+    if o.schedule == "onecycle" and o.warmup_start_factor:
+        raise ConfigError(f"optim.warmup_start_factor={o.warmup_start_factor} does not apply to "
+                          f"optim.schedule=onecycle (it warms up from lr/25, torch's OneCycleLR); "
+                          f"set it to 0 or use optim.schedule=cosine")
+    for key in ("bias_lr_mult", "backbone_lr_mult"):
+        if getattr(o, key) <= 0:
+            raise ConfigError(f"optim.{key}: must be positive (1.0: the base lr), got "
+                              f"{getattr(o, key)}")
+    if any(not name for name in o.no_decay_names):
+        raise ConfigError(f"optim.no_decay_names: an empty name matches every parameter; got "
+                          f"{list(o.no_decay_names)}")
+    if o.accumulate < 1:
+        raise ConfigError(f"optim.accumulate: must be >= 1 (loader batches per optimizer step; "
+                          f"1: no accumulation), got {o.accumulate}")
+
+
     if len(sizes) < 2 or len(set(sizes)) != len(sizes) or min(sizes) < 1:
         raise ConfigError(f"distill.student_sizes: give two or more distinct positive sizes "
                           f"(e.g. [16, 24, 32]), or [] for one student at data.size; got "

@@ -349,10 +349,15 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
                 teacher = dist_utils.convert_sync_batchnorm(teacher, device)
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = make_optimizer(model.parameters(), optimizer=o.optimizer, lr=o.lr,
-                               momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
-    schedule = make_schedule(schedule=o.schedule, epochs=o.epochs, steps_per_epoch=len(loader),
-                             warmup_epochs=o.warmup_epochs)
+    optimizer = make_optimizer(model, optimizer=o.optimizer, lr=o.lr, momentum=o.momentum,
+                               nesterov=o.nesterov, weight_decay=o.weight_decay,
+                               bias_lr_mult=o.bias_lr_mult, backbone_lr_mult=o.backbone_lr_mult,
+                               no_decay_names=o.no_decay_names)
+    schedule = make_schedule(schedule=o.schedule, epochs=o.epochs,
+                             steps_per_epoch=len(loader) // o.accumulate,
+                             warmup_epochs=o.warmup_epochs,
+                             warmup_start_factor=o.warmup_start_factor,
+                             milestones=o.milestones, gamma=o.gamma)
     evaluate_fn = None
     if cfg.data.val_list:
         val_set = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
@@ -384,7 +389,8 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
                   grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
                   val_every=r.val_every, keep_checkpoints=r.keep_checkpoints,
                   should_stop=should_stop, progress=r.progress, tensorboard=r.tensorboard,
-                  log_every=r.log_every, views=train_set.views, log=log)
+                  log_every=r.log_every, views=train_set.views, accumulate=o.accumulate,
+                  log=log)
     val = state.history[-1].get("val", {}) if state.history else {}
     return {"out": str(out), "model": str(out / "model.pt"), "val": val}
 

@@ -20,8 +20,10 @@ Nothing is lost when a run stops:
   last checkpoint stays good; a checkpoint that cannot be written raises `CheckpointWriteError`
   and leaves the previous one intact.
 
-Learning rate: one step sees the global batch (per-process batch x processes); `lr` is for that
-batch and is not rescaled here (see `reskd.engine.distributed`).
+Learning rate: one step sees the global batch (per-process batch x processes x accumulated
+batches); `lr` is for that batch and is not rescaled here (see `reskd.engine.distributed`).
+The optimizer's parameter groups (`param_groups`: bias and backbone lr multipliers, no weight
+decay on 1-D parameters and named ones) carry their multipliers through the schedule and resume.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import math
 import os
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -79,29 +82,81 @@ class Interrupted(TrainingStopped):
 
 @dataclass
 class Schedule:
-    """Per-step learning-rate factor: linear warm-up from `start_factor`, then cosine to zero."""
+    """Per-step learning-rate factor: linear warm-up from `start_factor` to 1 over the first
+    `warmup_steps`, then `decay`: "cosine" to zero over the remaining steps, or "step": x `gamma`
+    at each of `milestones` (steps from the start, warm-up included, as mmcv counts them; the
+    warm-up multiplies the step factor, so a milestone inside it applies there too)."""
     total_steps: int
     warmup_steps: int = 0
     start_factor: float = 1.0
+    decay: str = "cosine"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
 
     def __call__(self, step: int) -> float:
+        if self.decay == "step":
+            factor = self.gamma ** sum(step >= m for m in self.milestones)
+            if step < self.warmup_steps:
+                factor *= self.start_factor + (1 - self.start_factor) * step / self.warmup_steps
+            return factor
         if step < self.warmup_steps:
             return self.start_factor + (1 - self.start_factor) * step / self.warmup_steps
         span = max(1, self.total_steps - self.warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - self.warmup_steps) / span)))
 
 
-def make_optimizer(params, *, optimizer: str, lr: float, momentum: float, nesterov: bool,
-                   weight_decay: float) -> torch.optim.Optimizer:
-    """SGD (Nesterov momentum, the paper's default) or AdamW; no weight decay on norms and biases.
+# Modules whose "bias" is a norm's shift: 1x lr under bias_lr_mult, as in TSN/TSM's optimizer
+# policies (BatchNorm weight and bias: base lr, no weight decay).
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
-    `lr` is the rate for the global batch (batch_size x processes); scale it linearly with it.
+
+def param_groups(model: nn.Module, *, lr: float, weight_decay: float, bias_lr_mult: float = 1.0,
+                 backbone_lr_mult: float = 1.0, no_decay_names: tuple[str, ...] = ()) -> list[dict]:
+    """The trainable parameters of `model` in optimizer groups, one per (lr multiplier, weight
+    decay): biases of convolutions and linear layers get lr x `bias_lr_mult` (norm biases 1x),
+    every parameter under a `backbone` module lr x `backbone_lr_mult` (the two multiply), and
+    no weight decay goes to 1-D parameters (norms, biases) or to those whose name contains one
+    of `no_decay_names`. Each group carries its "lr_mult"; its "lr" is `lr` x lr_mult, which
+    LambdaLR keeps as the group's initial rate and an optimizer state dict restores.
     """
-    params = [p for p in params if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    for key, mult in (("bias_lr_mult", bias_lr_mult), ("backbone_lr_mult", backbone_lr_mult)):
+        if mult <= 0:
+            raise ValueError(f"optim.{key} must be positive, got {mult}")
+    grouped: dict[tuple[float, float], list[nn.Parameter]] = {}
+    seen: set[int] = set()
+    backbone = 0
+    for module_name, module in model.named_modules():
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or id(p) in seen:  # frozen, or shared with an earlier module
+                continue
+            seen.add(id(p))
+            full = f"{module_name}.{name}" if module_name else name
+            mult = 1.0
+            if "backbone" in full.split("."):
+                mult, backbone = backbone_lr_mult, backbone + 1
+            if name == "bias" and not isinstance(module, _NORMS):
+                mult *= bias_lr_mult
+            decay = p.ndim > 1 and not any(s in full for s in no_decay_names)
+            grouped.setdefault((mult, weight_decay if decay else 0.0), []).append(p)
+    if backbone_lr_mult != 1.0 and not backbone:
+        raise ValueError(f"optim.backbone_lr_mult={backbone_lr_mult}, but {type(model).__name__} "
+                         f"has no parameters under a 'backbone' module; set it to 1.0")
+    return [{"params": params, "lr": lr * mult, "lr_mult": mult, "weight_decay": wd}
+            for (mult, wd), params in grouped.items()]
+
+
+def make_optimizer(model: nn.Module, *, optimizer: str, lr: float, momentum: float,
+                   nesterov: bool, weight_decay: float, bias_lr_mult: float = 1.0,
+                   backbone_lr_mult: float = 1.0,
+                   no_decay_names: tuple[str, ...] = ()) -> torch.optim.Optimizer:
+    """SGD (Nesterov momentum, the paper's default) or AdamW over `param_groups(model, ...)`.
+
+    Takes the model, not its parameters: the groups need the names (backbone, no-decay names)
+    and the module types (a norm's bias is not a bias under `bias_lr_mult`). `lr` is the rate
+    for the global batch (batch_size x processes x accumulated batches); scale it linearly.
+    """
+    groups = param_groups(model, lr=lr, weight_decay=weight_decay, bias_lr_mult=bias_lr_mult,
+                          backbone_lr_mult=backbone_lr_mult, no_decay_names=no_decay_names)
     if optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
     if optimizer == "adamw":
@@ -109,15 +164,39 @@ def make_optimizer(params, *, optimizer: str, lr: float, momentum: float, nester
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
 
 
-def make_schedule(*, schedule: str, epochs: int, steps_per_epoch: int,
-                  warmup_epochs: float) -> Schedule:
-    """"cosine": warm-up (optional) then cosine; "onecycle": 30% warm-up from lr/25, then cosine
-    (torch's OneCycleLR shape)."""
+def base_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The scheduled rate before per-group multipliers (optim.lr x schedule), for the logs."""
+    groups = optimizer.param_groups
+    g = next((g for g in groups if g.get("lr_mult", 1.0) == 1.0), groups[0])
+    return g["lr"] / g.get("lr_mult", 1.0)
+
+
+SCHEDULES = ("cosine", "step", "onecycle")
+
+
+def make_schedule(*, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: float,
+                  warmup_start_factor: float = 0.0, milestones: tuple[int, ...] = (),
+                  gamma: float = 0.1) -> Schedule:
+    """The per-step factor of each schedule, in optimizer steps (`steps_per_epoch` of them an
+    epoch):
+    - "cosine": linear warm-up over `warmup_epochs` from `warmup_start_factor` x lr (0: today's
+      default; mmcv's recipes: 0.1), then cosine to zero;
+    - "step": the same warm-up, lr x `gamma` at each epoch of `milestones` (mmaction2's
+      SlowOnly: [90, 130], 0.1; warm-up 10 epochs from 0.1);
+    - "onecycle": torch's OneCycleLR shape, warm-up (`warmup_epochs`, else 30% of the run) from
+      lr/25 (its div_factor; `warmup_start_factor` does not apply), then cosine.
+    """
     total = epochs * steps_per_epoch
+    warm = int(warmup_epochs * steps_per_epoch)
     if schedule == "onecycle":
-        warm = warmup_epochs * steps_per_epoch or 0.3 * total
-        return Schedule(total, int(warm), 1 / 25)
-    return Schedule(total, int(warmup_epochs * steps_per_epoch), 0.0 if warmup_epochs else 1.0)
+        return Schedule(total, warm or int(0.3 * total), 1 / 25)
+    start = warmup_start_factor if warm else 1.0
+    if schedule == "cosine":
+        return Schedule(total, warm, start)
+    if schedule == "step":
+        return Schedule(total, warm, start, "step", tuple(m * steps_per_epoch for m in milestones),
+                        gamma)
+    raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
 
 
 @dataclass
@@ -183,26 +262,10 @@ def _on_host(sums: dict) -> dict:
 _NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # passes loss and step through
 
 
-def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimizer,
-               device: torch.device, amp_dtype: torch.dtype | None = None,
-               teacher: nn.Module | None = None, kd_weights: KDWeights = KDWeights(),
-               grad_clip: float = 0.0,
-               scaler: torch.amp.GradScaler | None = None) -> dict[str, torch.Tensor]:
-    """One optimisation step on one batch: forward (and the frozen teacher's, when
-    distilling), loss, backward, grad-norm clip, optimizer step; autocast to `amp_dtype`,
-    gradients scaled by `scaler` (fp16) when given.
-
-    `batch` holds "student" (N, T, C, h, w), "label" and, with a teacher, "teacher"
-    (N, T, C, H, W); the loss is CE, plus the weighted KD terms with a teacher. Returns the
-    loss parts, detached: "loss", "ce", each "*kd" term, "logits", "hits" (clips whose top
-    class is a label, for train top-1) and "grad_norm" (before clipping). Raises `NonFiniteLossError`
-    before the update when the loss is not finite, so the weights stay good. The learning-rate
-    schedule is the caller's.
-
-    An any-resolution student's batch also holds "students" {size: (N, T, C, s, s)}, the same
-    crop at its other sizes: the loss is summed over the sizes (`multi_size_distill_loss`),
-    with per-size parts "s{size}_ce", "s{size}_kd", "s{size}_<term>" besides the sums.
-    """
+def _loss_parts(model: nn.Module, batch: dict, *, device: torch.device,
+                amp_dtype: torch.dtype | None, teacher: nn.Module | None,
+                kd_weights: KDWeights) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """(loss parts, labels) of one batch: the forward passes of `train_step`."""
     student_x = batch["student"].to(device, non_blocking=True)
     labels = batch["label"].to(device)
     with autocast(device, amp_dtype):
@@ -219,12 +282,71 @@ def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimize
             logits = model(student_x)
             ce = classification_loss(logits, labels)
             parts = {"loss": ce, "ce": ce.detach(), "logits": logits.detach()}
-    loss = parts["loss"]
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"loss became {loss.item()}")
+    return parts, labels
+
+
+def _mean_parts(micro: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The parts of k micro-batches as one step's: each loss part the mean over them (a part
+    one lacks, e.g. a size not drawn there, counts 0 in it), logits concatenated, hits summed."""
+    if len(micro) == 1:
+        return micro[0]
+    names = dict.fromkeys(name for parts in micro for name in parts)
+    merged = {}
+    for name in names:
+        values = [parts[name] for parts in micro if name in parts]
+        if name == "logits":
+            merged[name] = torch.cat(values)  # (k * N, K)
+        elif name == "hits":
+            merged[name] = sum(values)
+        else:
+            merged[name] = sum(values) / len(micro)
+    return merged
+
+
+def train_step(model: nn.Module, batch: dict | list[dict], *,
+               optimizer: torch.optim.Optimizer, device: torch.device,
+               amp_dtype: torch.dtype | None = None, teacher: nn.Module | None = None,
+               kd_weights: KDWeights = KDWeights(), grad_clip: float = 0.0,
+               scaler: torch.amp.GradScaler | None = None) -> dict[str, torch.Tensor]:
+    """One optimisation step on one batch: forward (and the frozen teacher's, when
+    distilling), loss, backward, grad-norm clip, optimizer step; autocast to `amp_dtype`,
+    gradients scaled by `scaler` (fp16) when given.
+
+    `batch` holds "student" (N, T, C, h, w), "label" and, with a teacher, "teacher"
+    (N, T, C, H, W); the loss is CE, plus the weighted KD terms with a teacher. Returns the
+    loss parts, detached: "loss", "ce", each "*kd" term, "logits", "hits" (clips whose top
+    class is a label, for train top-1) and "grad_norm" (before clipping). Raises `NonFiniteLossError`
+    before the update when the loss is not finite, so the weights stay good. The learning-rate
+    schedule is the caller's.
+
+    Gradient accumulation: a list of k batches (micro-batches) makes one step. Each
+    micro-batch's loss / k is backpropagated, so the gradients are those of the mean loss over
+    the k x N clips; under DDP the first k - 1 backward passes skip the all-reduce (`no_sync`);
+    then one clip and one optimizer step. The parts are then the means over the micro-batches
+    (logits concatenated, hits summed).
+
+    An any-resolution student's batch also holds "students" {size: (N, T, C, s, s)}, the same
+    crop at its other sizes: the loss is summed over the sizes (`multi_size_distill_loss`),
+    with per-size parts "s{size}_ce", "s{size}_kd", "s{size}_<term>" besides the sums.
+    """
+    batches = batch if isinstance(batch, list) else [batch]
+    if not batches:
+        raise ValueError("train_step needs a batch, or a non-empty list of micro-batches")
     scaler = scaler or _NO_SCALING
+    k = len(batches)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    micro = []
+    for i, one in enumerate(batches):
+        last = i == k - 1
+        with model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext():
+            parts, labels = _loss_parts(model, one, device=device, amp_dtype=amp_dtype,
+                                        teacher=teacher, kd_weights=kd_weights)
+            scaler.scale(parts["loss"] / k).backward()
+        micro.append({**parts, "loss": parts["loss"].detach(),
+                      "hits": top1_hits(parts["logits"], labels)})
+    parts = _mean_parts(micro)
+    if not torch.isfinite(parts["loss"]):  # one device sync a step, before the update
+        raise NonFiniteLossError(f"loss became {parts['loss'].item()}")
     scaler.unscale_(optimizer)  # the true gradients, for clipping and the curves
     if grad_clip > 0:
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -233,12 +355,12 @@ def train_step(model: nn.Module, batch: dict, *, optimizer: torch.optim.Optimize
                                              if p.grad is not None])
     scaler.step(optimizer)
     scaler.update()
-    return {**parts, "loss": loss.detach(), "hits": top1_hits(parts["logits"], labels),
-            "grad_norm": grad_norm.detach()}
+    return {**parts, "grad_norm": grad_norm.detach()}
 
 
 def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, scheduler, scaler,
-            device: torch.device, global_batch: int, batch_size: int, log) -> tuple[TrainState, dict | None]:
+            device: torch.device, global_batch: int, batch_size: int, accumulate: int,
+            log) -> tuple[TrainState, dict | None]:
     """(state, partial epoch sums or None): from the newest readable checkpoint when `resume`,
     else a fresh state (and a fresh metrics.jsonl). Loads weights, optimizer, schedule, grad
     scaler and torch RNG into the objects given."""
@@ -257,7 +379,14 @@ def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, schedule
         return TrainState(), None
     ckpt, path = found
     core.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except ValueError as e:  # other parameter groups: the lr multipliers or no-decay names changed
+        raise ValueError(
+            f"{path}: its optimizer state does not fit this run's parameter groups ({e}); "
+            f"optim.bias_lr_mult, optim.backbone_lr_mult or optim.no_decay_names differ from "
+            f"the run that saved it (its config.yaml has them): resume with those, or start "
+            f"a new run without --resume") from None
     scheduler.load_state_dict(ckpt["scheduler"])
     if "scaler" in ckpt:
         scaler.load_state_dict(ckpt["scaler"])
@@ -269,7 +398,9 @@ def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, schedule
             raise ValueError(
                 f"{path} was saved {state.epoch_step} steps into epoch {state.epoch + 1} "
                 f"with a global batch of {ckpt['global_batch']} videos, but this run has "
-                f"{batch_size} x {world} processes = {global_batch}; resume with the "
+                f"{batch_size} x {world} processes"
+                + (f" x {accumulate} accumulated" if accumulate > 1 else "")
+                + f" = {global_batch}; resume with the "
                 f"same global batch, or delete {path} to resume from the last epoch end")
         if is_main:  # the saved sums are over all processes already
             partial = {**_zero_sums(), **ckpt.get("partial", {})}
@@ -340,7 +471,8 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
           evaluate_fn: Callable[[nn.Module], dict] | None = None, val_every: int = 0,
           keep_checkpoints: int = 2, should_stop: Callable[[], str | None] | None = None,
           progress: bool = True, tensorboard: bool = True, log_every: int = 10,
-          views: ViewSpec | None = None, log: Callable[[str], None] = print) -> TrainState:
+          views: ViewSpec | None = None, accumulate: int = 1,
+          log: Callable[[str], None] = print) -> TrainState:
     """Trains `model` (the student when `teacher` is given) and returns the final state.
 
     `model` may be DDP-wrapped; checkpoints store the unwrapped weights. `context` (config,
@@ -354,7 +486,17 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     the loss parts are read from the device (the only sync of the loop besides the step's own
     finiteness check) for the progress bar and, with `tensorboard`, the curves
     (`reskd.engine.tensorboard`).
+
+    `accumulate` = k > 1: each optimizer step takes k loader batches (`train_step` on a list);
+    an epoch is len(loader) // k steps and the last len(loader) % k batches are not loaded.
+    Steps, the schedule, `log_every`, the curves and mid-epoch positions count optimizer steps.
     """
+    if accumulate < 1:
+        raise ValueError(f"optim.accumulate must be >= 1 (loader batches per optimizer step), "
+                         f"got {accumulate}")
+    if len(loader) < accumulate:
+        raise ValueError(f"optim.accumulate={accumulate} needs at least that many batches an "
+                         f"epoch; the loader has {len(loader)}: lower it or data.batch_size")
     if keep_checkpoints < 0:
         raise ValueError(f"keep_checkpoints must be >= 0 (0 keeps only {LATEST}), got "
                          f"{keep_checkpoints}")
@@ -367,14 +509,16 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ckpt_path = out_dir / LATEST
     metrics_path = out_dir / "metrics.jsonl"
-    global_batch = loader.batch_size * world
+    global_batch = loader.batch_size * world * accumulate
+    steps = len(loader) // accumulate  # optimizer steps an epoch
     if loader.generator is None:
         # Loader iterators draw their worker seed from this generator instead of the global
         # torch RNG, so that RNG (dropout) is a function of the steps taken, which resume needs.
         loader.generator = torch.Generator().manual_seed(0)
     state, partial = _resume(out_dir, resume=resume, core=core, optimizer=optimizer,
                              scheduler=scheduler, scaler=scaler, device=device,
-                             global_batch=global_batch, batch_size=loader.batch_size, log=log)
+                             global_batch=global_batch, batch_size=loader.batch_size,
+                             accumulate=accumulate, log=log)
     if teacher is not None:
         set_teacher_mode(teacher, teacher_bn)
     resumed = state.step > 0
@@ -421,19 +565,19 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
         partial = None
         can_skip = hasattr(loader.sampler, "skip_next")
         if done and can_skip:
-            loader.sampler.skip_next(done * loader.batch_size)  # without loading them
+            loader.sampler.skip_next(done * accumulate * loader.batch_size)  # without loading
         batches = iter(loader)
-        for _ in range(0 if can_skip else done):  # a plain sampler: load the done batches, drop
+        for _ in range(0 if can_skip else done * accumulate):  # a plain sampler: load, drop
             next(batches)
         start = time.perf_counter()
         last, last_time, waited = _on_host(sums), start, 0.0  # the previous curve point
         skipped: list[str] = []
-        bar = tqdm(total=len(loader), initial=done, desc=f"epoch {epoch + 1}/{epochs}",
+        bar = tqdm(total=steps, initial=done, desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not (progress and is_main), leave=False, dynamic_ncols=True)
-        while True:
+        while done < steps:
             wait_start = time.perf_counter()
             try:
-                batch = next(batches)
+                micro = [next(batches) for _ in range(accumulate)]
                 waited += time.perf_counter() - wait_start
             except StopIteration:
                 break
@@ -449,11 +593,14 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                                       f"Continue with --resume.", _exit_code(reason)) from None
                 sums["seconds"] += time.perf_counter() - start
                 raise interrupt(reason, sums, done, epoch) from None
-            skipped += [s for s in batch["skipped"] if s]
-            if "clip" in batch:
-                batch = {**batch, **views.views_of(batch["clip"].to(device, non_blocking=True))}
+            for i, batch in enumerate(micro):
+                skipped += [s for s in batch["skipped"] if s]
+                if "clip" in batch:
+                    micro[i] = {**batch, **views.views_of(batch["clip"].to(device,
+                                                                           non_blocking=True))}
             try:
-                parts = train_step(model, batch, optimizer=optimizer, device=device,
+                parts = train_step(model, micro if accumulate > 1 else micro[0],
+                                   optimizer=optimizer, device=device,
                                    amp_dtype=amp_dtype, teacher=teacher, kd_weights=kd_weights,
                                    grad_clip=grad_clip, scaler=scaler)
             except NonFiniteLossError as e:
@@ -461,17 +608,18 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                         f"untouched" if state.epoch or ckpt_path.is_file()
                         else "No checkpoint was written yet")
                 raise NonFiniteLossError(
-                    f"{e} at epoch {epoch + 1}, step {done + 1} of {len(loader)} (global step "
+                    f"{e} at epoch {epoch + 1}, step {done + 1} of {steps} (global step "
                     f"{state.step + 1}); stopped before updating the weights. {have}. Lower "
                     f"optim.lr (or set optim.grad_clip), or check the data.") from None
             scheduler.step()
             state.step += 1
             done += 1
-            _add_step(sums, parts, batch["label"].shape[0], batch["skipped"])
+            _add_step(sums, parts, sum(b["label"].shape[0] for b in micro),
+                      [s for b in micro for s in b["skipped"]])
             bar.update()
             if state.step % log_every == 0:
                 now, t = _on_host(sums), time.perf_counter()
-                curves = _interval_curves(now, last, lr=optimizer.param_groups[0]["lr"],
+                curves = _interval_curves(now, last, lr=base_lr(optimizer),
                                           seconds=t - last_time, waited=waited,
                                           kd_weights=kd_weights)
                 bar.set_postfix(loss=f"{curves['loss']['loss']:.3f}")
@@ -481,7 +629,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             if state.step == kill_at:
                 os.kill(os.getpid(), kill_signal)
             reason = stop_requested()
-            if reason is not None and done < len(loader):
+            if reason is not None and done < steps:
                 sums["seconds"] += time.perf_counter() - start
                 raise interrupt(reason, sums, done, epoch)
         bar.close()
@@ -489,7 +637,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
         state.epoch_step = 0
         totals = dist_utils.all_reduce_sums(_on_host(sums), device)
         record = _epoch_record(totals, epoch=epoch + 1, step=state.step,
-                               lr=optimizer.param_groups[0]["lr"], world=world,
+                               lr=base_lr(optimizer), world=world,
                                distilled=teacher is not None)
         if skipped and is_main:
             log(f"epoch {epoch + 1}: skipped {int(totals['skipped'])} undecodable video(s), "
