@@ -101,14 +101,9 @@ class OptimConfig:
     milestones: tuple[int, ...] = ()  # "step": epochs where lr is x gamma (SlowOnly: [90, 130])
     gamma: float = 0.1  # "step": the decay factor at each milestone
     warmup_epochs: float = 0.0
+    warmup_start_factor: float = 0.0  # warm-up starts at this x lr (mmcv: 0.1); onecycle: lr/25
     epochs: int = 50
     grad_clip: float = 20.0  # max grad norm; 0 disables
-
-
-@dataclass
-    warmup_start_factor: float = 0.0  # warm-up starts at this x lr (mmcv: 0.1); onecycle: lr/25
-class DistillConfig:
-    teacher: str = ""  # checkpoint made by `reskd train`
     # Parameter groups. Biases of convs and linear layers get lr x bias_lr_mult and no weight
     # decay; 2.0 is the authors' (TSN/TSM optimizer policies; norm biases stay 1x). Video Swin: 1.0.
     bias_lr_mult: float = 2.0
@@ -117,6 +112,11 @@ class DistillConfig:
     # Swin's bias tables and position embeddings, torchvision MViT's pos_encoding.
     no_decay_names: tuple[str, ...] = ("relative_position_bias_table", "pos_embed", "pos_encoding")
     accumulate: int = 1  # loader batches per optimizer step (official Swin-B: 8); lr is for all
+
+
+@dataclass
+class DistillConfig:
+    teacher: str = ""  # checkpoint made by `reskd train`
     teacher_size: int = 0  # 0: the size stored in the teacher checkpoint
     # KD variants (paper Table 5, Appendix A.1); each term is used when its weight is > 0.
     alpha: float = 100.0  # pixel-level feature KD: MSE(f_t, Phi(f_s)) (the paper's default)
@@ -285,13 +285,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"runtime.keep_checkpoints: must be >= 0, got {r.keep_checkpoints}")
     if o.lr <= 0:
         raise ConfigError(f"optim.lr: must be positive, got {o.lr}")
+    _check_optim(o)
     if not d.crop_scales or any(not 0 < s <= 1 for s in d.crop_scales):
         raise ConfigError(f"data.crop_scales: each scale must be in (0, 1], got {d.crop_scales}")
     if d.crop_size and d.crop_size < d.size:
         raise ConfigError(f"data.crop_size: must be 0 (the model's size) or at least data.size="
                           f"{d.size}: views are shrunk from the crop, never enlarged; got "
                           f"{d.crop_size}")
-    _check_optim(o)
     if d.crop_size < 0:
         raise ConfigError(f"data.crop_size: must be >= 0, got {d.crop_size}")
     top = max(d.size, d.crop_size)
@@ -329,12 +329,6 @@ def validate(cfg: Config) -> None:
     _check_student_sizes(k.student_sizes, k.sizes_per_step, d.size)
 
 
-def _check_student_sizes(sizes: tuple[int, ...], per_step: int, size: int) -> None:
-    if not sizes:
-        if per_step:
-            raise ConfigError(f"distill.sizes_per_step={per_step} needs distill.student_sizes "
-                              f"(e.g. [16, 24, 32]); set it to 0 for one student size")
-        return
 def _check_optim(o: OptimConfig) -> None:
     """The schedule and parameter-group keys (optim.*)."""
     if o.schedule == "step":
@@ -371,6 +365,12 @@ def _check_optim(o: OptimConfig) -> None:
                           f"1: no accumulation), got {o.accumulate}")
 
 
+def _check_student_sizes(sizes: tuple[int, ...], per_step: int, size: int) -> None:
+    if not sizes:
+        if per_step:
+            raise ConfigError(f"distill.sizes_per_step={per_step} needs distill.student_sizes "
+                              f"(e.g. [16, 24, 32]); set it to 0 for one student size")
+        return
     if len(sizes) < 2 or len(set(sizes)) != len(sizes) or min(sizes) < 1:
         raise ConfigError(f"distill.student_sizes: give two or more distinct positive sizes "
                           f"(e.g. [16, 24, 32]), or [] for one student at data.size; got "
