@@ -171,9 +171,9 @@ def test_resume_mid_epoch_with_accumulation_equals_an_uninterrupted_run(tmp_path
               "optim.schedule=step", "optim.milestones=[1]", "optim.warmup_epochs=0.5",
               "optim.warmup_start_factor=0.1"]
 
-    def run(out, **kwargs):
-        return run_train(load_config(config, [*recipe, f"runtime.out={out}"]), distill=False,
-                         log=lambda _: None, **kwargs)
+    def run(out, extra=(), **kwargs):
+        return run_train(load_config(config, [*recipe, *extra, f"runtime.out={out}"]),
+                         distill=False, log=lambda _: None, **kwargs)
 
     whole = tmp_path_factory.mktemp("whole")
     run(whole)
@@ -194,6 +194,9 @@ def test_resume_mid_epoch_with_accumulation_equals_an_uninterrupted_run(tmp_path
     assert (ckpt["epoch"], ckpt["epoch_step"], ckpt["step"], ckpt["global_batch"]) == (1, 1, 3, 18)
     run(out, resume=True)
     assert_same_run(whole, out)
+    with pytest.raises(ValueError, match=r"optim.backbone_lr_mult or optim.no_decay_names .*"
+                                         r"it had: optim.bias_lr_mult=2.0"):
+        run(out, ["optim.bias_lr_mult=1.0"], resume=True)  # 2 groups now, 3 in the checkpoint
 
 
 @pytest.mark.slow  # a torchrun launch of two processes

@@ -382,11 +382,14 @@ def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, schedule
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
     except ValueError as e:  # other parameter groups: the lr multipliers or no-decay names changed
+        saved = ckpt.get("config", {}).get("optim", {})
+        keys = ("bias_lr_mult", "backbone_lr_mult", "no_decay_names")
+        was = ", ".join(f"optim.{k}={saved[k]!r}" for k in keys if k in saved) or "unknown"
         raise ValueError(
             f"{path}: its optimizer state does not fit this run's parameter groups ({e}); "
             f"optim.bias_lr_mult, optim.backbone_lr_mult or optim.no_decay_names differ from "
-            f"the run that saved it (its config.yaml has them): resume with those, or start "
-            f"a new run without --resume") from None
+            f"the run that saved it (it had: {was}): resume with those, or start a new run "
+            f"without --resume") from None
     scheduler.load_state_dict(ckpt["scheduler"])
     if "scaler" in ckpt:
         scaler.load_state_dict(ckpt["scaler"])
