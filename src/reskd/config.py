@@ -87,6 +87,8 @@ class ModelConfig:
     widths: tuple[int, ...] = (64, 128, 256, 512)
     stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "small": 3x3/2 conv only
     strides: tuple[int, ...] = (1, 2, 2, 2)  # per stage; R50-S is (1, 1, 2, 2)
+    # "shift": any TSN-over-ResNet arch (resnet18..152, resnet50s, resnet) becomes a TSM
+    temporal: str = "none"  # "none" | "shift"
     dropout: float = 0.5
 
 
@@ -267,6 +269,7 @@ def validate(cfg: Config) -> None:
     _check_choice(d.shrink, SHRINK_FILTERS, "data.shrink")
     _check_choice(m.block, ("basic", "bottleneck"), "model.block")
     _check_choice(m.stem, ("imagenet", "small"), "model.stem")
+    _check_choice(m.temporal, ("none", "shift"), "model.temporal")
     _check_choice(o.optimizer, ("sgd", "adamw"), "optim.optimizer")
     _check_choice(o.schedule, ("cosine", "step", "onecycle"), "optim.schedule")
     _check_choice(k.teacher_bn, ("train", "eval"), "distill.teacher_bn")

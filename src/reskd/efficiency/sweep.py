@@ -113,6 +113,7 @@ def flops_report(*, model_name: str | None = None, checkpoint: str | Path | None
     model, frames, views and size, else None) and the inputs.
     """
     from reskd.efficiency.flops import count_macs
+    from reskd.models import is_tsm
 
     _positive_int("views", views)
     if checkpoint is None:
@@ -124,7 +125,7 @@ def flops_report(*, model_name: str | None = None, checkpoint: str | Path | None
     if ckpt is not None:
         size = ckpt["size"] if size is None else size
         frames = ckpt["frames"] if frames is None else frames
-        if kwargs["arch"].startswith("tsm_") and frames != kwargs.get("num_segments", frames):
+        if is_tsm(kwargs) and frames != kwargs.get("num_segments", frames):
             raise ValueError(f"checkpoint {checkpoint} is a TSM model built for "
                              f"{kwargs['num_segments']} frames; got frames={frames}")
     _positive_int("size", size)

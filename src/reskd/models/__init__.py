@@ -28,16 +28,21 @@ ARCHS = (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS, *SLOWONLY_DEPT
 # The structural options of `build_model` and their defaults (= the config's `model.*` defaults).
 STRUCTURAL_DEFAULTS: dict[str, object] = {
     "block": "basic", "layers": (1, 1, 1, 1), "widths": (64, 128, 256, 512), "stem": "imagenet",
-    "strides": (1, 2, 2, 2)}
+    "strides": (1, 2, 2, 2), "temporal": "none"}
+
+# model.temporal: what a TSN-over-ResNet arch does across frames. "shift" makes it a TSM
+# (`reskd.models.tsm`): the same weights, names and GMACs, frame order now matters.
+TEMPORAL = ("none", "shift")
 
 # arch -> (what it is, the structural options it uses). Any other structural option is fixed by
 # the arch, so `build_model` rejects a non-default value for it instead of silently ignoring it.
 ARCH_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    **{a: ("a torchvision ResNet", ("strides",)) for a in TORCHVISION_RESNETS},
+    **{a: ("a torchvision ResNet", ("strides", "temporal")) for a in TORCHVISION_RESNETS},
     "resnet50s": ("the paper's R50-S: a torchvision ResNet-50 with strides fixed at (1, 1, 2, 2)",
-                  ()),
+                  ("temporal",)),
     "resnet": ("a ResNet built from block/layers/widths/stem/strides", tuple(STRUCTURAL_DEFAULTS)),
-    **{a: ("TSM over a torchvision ResNet", ("strides",)) for a in TSM_ARCHS},
+    # tsm_resnetX is resnetX with model.temporal=shift (kept for configs and checkpoints)
+    **{a: ("TSM over a torchvision ResNet", ("strides", "temporal")) for a in TSM_ARCHS},
     **{a: ("SlowOnly, a fixed mmaction2 layout", ()) for a in SLOWONLY_DEPTHS},
     **{a: ("Video Swin, a fixed torchvision layout", ()) for a in SWIN_ARCHS},
     **{a: ("a torchvision 3D ResNet, a fixed layout", ()) for a in VIDEO_RESNET_ARCHS},
@@ -95,13 +100,15 @@ def drop_ignored_options(kwargs: dict) -> dict:
 def build_model(arch: str, *, num_classes: int, block: str = "basic",
                 layers: tuple[int, ...] = (1, 1, 1, 1), widths: tuple[int, ...] = (64, 128, 256, 512),
                 stem: str = "imagenet", strides: tuple[int, ...] = (1, 2, 2, 2),
-                dropout: float = 0.5, num_segments: int = 8, pretrained: str = "") -> nn.Module:
+                temporal: str = "none", dropout: float = 0.5, num_segments: int = 8,
+                pretrained: str = "") -> nn.Module:
     """A video model with the uniform API of `reskd.models.base`. `arch`:
 
     - TSN over a ResNet: resnet18/34/50/101/152 (torchvision layout), resnet50s (the paper's
       R50-S, strides (1, 1, 2, 2)), or "resnet" built from block/layers/widths/stem/strides;
-    - TSM: tsm_resnet18..152, a torchvision ResNet with residual temporal shift; clips must have
-      exactly `num_segments` frames;
+      with `temporal="shift"` each becomes a TSM (residual temporal shift in every block;
+      clips must have exactly `num_segments` frames);
+    - TSM: tsm_resnet18..152, aliases of resnet18..152 with `temporal="shift"`;
     - SlowOnly: slowonly_r50 (SlowOnly-R50 8x8, mmaction2 layout);
     - Video Swin: swin3d_t / swin3d_s / swin3d_b (torchvision);
     - torchvision's 3D ResNets r3d_18 / mc3_18 / r2plus1d_18 and MViT mvit_v1_b / mvit_v2_s
@@ -120,14 +127,17 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     """
     if arch not in ARCH_OPTIONS:
         raise ValueError(f"unknown model.arch {arch!r}; valid: {', '.join(ARCHS)}")
+    if temporal not in TEMPORAL:
+        raise ValueError(f"model.temporal must be one of {', '.join(map(repr, TEMPORAL))}, got "
+                         f"{temporal!r}")
     check_options(arch, {"block": block, "layers": layers, "widths": widths, "stem": stem,
-                         "strides": strides})
+                         "strides": strides, "temporal": temporal})
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     if pretrained and is_weights_source(pretrained):
         model = build_model(arch, num_classes=num_classes, block=block, layers=layers,
-                            widths=widths, stem=stem, strides=strides, dropout=dropout,
-                            num_segments=num_segments)
+                            widths=widths, stem=stem, strides=strides, temporal=temporal,
+                            dropout=dropout, num_segments=num_segments)
         load_pretrained(model, arch, pretrained)
         return model
     if arch in VIDEO_RESNET_ARCHS or arch in MVIT_ARCHS:
@@ -135,13 +145,6 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
             raise ValueError(f"model.pretrained={pretrained!r} for {arch}: give a torchvision "
                              f"weights name (torchvision:ENUM.MEMBER) or a weights file")
         return torchvision_video_model(arch, num_classes=num_classes, dropout=dropout)
-    if arch in TSM_ARCHS:
-        base = arch[len("tsm_"):]
-        block, layers = TORCHVISION_RESNETS[base]
-        trunk = ResNetTrunk(block=block, layers=layers, stem="imagenet", strides=strides)
-        if pretrained:
-            load_backbone_weights(trunk, pretrained, base)
-        return TSM(trunk, trunk.out_channels, num_classes, dropout, num_segments=num_segments)
     if arch in SLOWONLY_DEPTHS:
         model = slowonly(arch, num_classes=num_classes, dropout=dropout)
         if pretrained:
@@ -152,6 +155,8 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
         if pretrained:
             load_swin_weights(model, pretrained)
         return model
+    if arch in TSM_ARCHS:  # an alias: the ResNet, shifted
+        arch, temporal = arch[len("tsm_"):], "shift"
     if arch in TORCHVISION_RESNETS:
         block, layers = TORCHVISION_RESNETS[arch]
         trunk = ResNetTrunk(block=block, layers=layers, stem="imagenet", strides=strides)
@@ -162,7 +167,14 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
         trunk = ResNetTrunk(block=block, layers=layers, widths=widths, stem=stem, strides=strides)
     if pretrained:
         load_backbone_weights(trunk, pretrained, arch)
+    if temporal == "shift":
+        return TSM(trunk, trunk.out_channels, num_classes, dropout, num_segments=num_segments)
     return TSN(trunk, trunk.out_channels, num_classes, dropout)
+
+
+def is_tsm(kwargs: dict) -> bool:
+    """Whether build_model keyword options (a checkpoint's "model_kwargs") make a TSM."""
+    return kwargs.get("arch", "") in TSM_ARCHS or kwargs.get("temporal", "none") == "shift"
 
 
 def load_backbone_weights(trunk: nn.Module, pretrained: str, arch: str) -> None:

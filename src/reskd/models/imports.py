@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from reskd.config import IMAGENET_MEAN, IMAGENET_STD
-from reskd.models import build_model, load_model_checkpoint
+from reskd.models import build_model, is_tsm, load_model_checkpoint
+from reskd.models.resnet import TORCHVISION_RESNETS
 from reskd.models.mmaction import kind_of_arch, mmaction_model_config, to_mmaction
 from reskd.models.weights import (WEIGHTS_ARCH, file_kind, fit, is_torchvision_name,
                                   read_weights_file, reskd_layout, split_half, torchvision_arch,
@@ -216,6 +217,18 @@ def renormalized(model: nn.Module, *, data_mean, data_std, mean, std) -> nn.Modu
                                            mean=mean, std=std)
 
 
+def _mmaction_arch(kwargs: dict) -> str:
+    """The arch name the mmaction2 mapping knows: a shifted torchvision ResNet
+    (model.temporal=shift) is its tsm_ alias; another shifted ResNet has no counterpart."""
+    arch = kwargs["arch"]
+    if not is_tsm(kwargs) or arch.startswith("tsm_"):
+        return arch
+    if arch in TORCHVISION_RESNETS:
+        return f"tsm_{arch}"
+    raise ValueError(f"a TSM over {arch} (model.temporal=shift) has no mmaction2 counterpart "
+                     f"here; TSMs over resnet18..152 convert")
+
+
 def convert_to_mmaction(source: str | Path, out: str | Path, *,
                         size: int | None = None) -> dict:
     """A reskd checkpoint -> an mmaction2 1.x recognizer checkpoint at `out`
@@ -224,7 +237,8 @@ def convert_to_mmaction(source: str | Path, out: str | Path, *,
     mmaction2 model config it loads into (data preprocessor with the checkpoint's mean/std
     x 255), the class names, size and frames. Returns {"out", "arch", "config", "report"}."""
     model, ckpt = load_model_checkpoint(source, size)
-    kwargs = ckpt["model_kwargs"]
+    kwargs = dict(ckpt["model_kwargs"])
+    kwargs["arch"] = _mmaction_arch(kwargs)
     mapped = to_mmaction(kwargs["arch"], model.state_dict())
     config = mmaction_model_config(kwargs["arch"], kwargs["num_classes"],
                                    kwargs.get("num_segments", 8),

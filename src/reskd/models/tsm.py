@@ -1,5 +1,8 @@
 """TSM (Lin et al. 2019): a TSN whose ResNet shifts channels along time inside every block.
 
+Any TSN-over-ResNet arch becomes one with `model.temporal: shift` (`build_model(temporal=...)`):
+resnet18..152, resnet50s and the small custom `resnet`; tsm_resnet18..152 are resnetX + shift.
+
 "Residual shift": before `conv1` of every residual block, 1/fold_div of the channels take the
 next frame's values, another 1/fold_div the previous frame's, the rest stay (zeros enter at the
 clip ends). The shift has no parameters and no multiply-adds, so a TSM-R50 has TSN-R50's
