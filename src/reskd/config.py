@@ -90,6 +90,9 @@ class ModelConfig:
     # "shift": any TSN-over-ResNet arch (resnet18..152, resnet50s, resnet) becomes a TSM
     temporal: str = "none"  # "none" | "shift"
     dropout: float = 0.5
+    # stochastic depth rate of Video Swin / MViT (rising over the blocks to it); -1: the arch's
+    # own (torchvision: 0.1 for every Swin3D, as the authors' Swin-S and Swin-B; 0.2 for MViT)
+    drop_path: float = -1.0
 
 
 @dataclass

@@ -61,7 +61,8 @@ def model_kwargs(cfg: Config, num_classes: int) -> dict:
     m = cfg.model
     return {"arch": m.arch, "num_classes": num_classes, "block": m.block, "layers": list(m.layers),
             "widths": list(m.widths), "stem": m.stem, "strides": list(m.strides),
-            "temporal": m.temporal, "dropout": m.dropout, "num_segments": cfg.data.clip_len or cfg.data.num_segments,
+            "temporal": m.temporal, "dropout": m.dropout, "drop_path": m.drop_path,
+            "num_segments": cfg.data.clip_len or cfg.data.num_segments,
             # the any-resolution student's BatchNorm per size (reskd.models.size_bn)
             **({"bn_sizes": sorted(cfg.distill.student_sizes)}
                if cfg.distill.student_sizes and cfg.distill.size_bn == "private" else {})}

@@ -101,7 +101,7 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
                 layers: tuple[int, ...] = (1, 1, 1, 1), widths: tuple[int, ...] = (64, 128, 256, 512),
                 stem: str = "imagenet", strides: tuple[int, ...] = (1, 2, 2, 2),
                 temporal: str = "none", dropout: float = 0.5, num_segments: int = 8,
-                pretrained: str = "") -> nn.Module:
+                drop_path: float = -1.0, pretrained: str = "") -> nn.Module:
     """A video model with the uniform API of `reskd.models.base`. `arch`:
 
     - TSN over a ResNet: resnet18/34/50/101/152 (torchvision layout), resnet50s (the paper's
@@ -134,24 +134,32 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
                          "strides": strides, "temporal": temporal})
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    if drop_path != -1 and arch not in SWIN_ARCHS + MVIT_ARCHS:
+        raise ValueError(f"model.drop_path={drop_path} has no effect on arch {arch!r}: stochastic "
+                         f"depth is Video Swin's and MViT's ({', '.join(SWIN_ARCHS + MVIT_ARCHS)}). "
+                         f"Remove it (default -1: the arch's own rate).")
+    if drop_path != -1 and not 0 <= drop_path < 1:
+        raise ValueError(f"model.drop_path must be in [0, 1) or -1 (the arch's own rate), got "
+                         f"{drop_path}")
     if pretrained and is_weights_source(pretrained):
         model = build_model(arch, num_classes=num_classes, block=block, layers=layers,
                             widths=widths, stem=stem, strides=strides, temporal=temporal,
-                            dropout=dropout, num_segments=num_segments)
+                            dropout=dropout, num_segments=num_segments, drop_path=drop_path)
         load_pretrained(model, arch, pretrained)
         return model
     if arch in VIDEO_RESNET_ARCHS or arch in MVIT_ARCHS:
         if pretrained:
             raise ValueError(f"model.pretrained={pretrained!r} for {arch}: give a torchvision "
                              f"weights name (torchvision:ENUM.MEMBER) or a weights file")
-        return torchvision_video_model(arch, num_classes=num_classes, dropout=dropout)
+        return torchvision_video_model(arch, num_classes=num_classes, dropout=dropout,
+                                       drop_path=drop_path)
     if arch in SLOWONLY_DEPTHS:
         model = slowonly(arch, num_classes=num_classes, dropout=dropout)
         if pretrained:
             inflate_from_2d(model.backbone, read_resnet_state_dict(pretrained, "resnet50"))
         return model
     if arch in SWIN_ARCHS:
-        model = video_swin(arch, num_classes=num_classes, dropout=dropout)
+        model = video_swin(arch, num_classes=num_classes, dropout=dropout, drop_path=drop_path)
         if pretrained:
             load_swin_weights(model, pretrained)
         return model
