@@ -115,6 +115,16 @@ def test_the_shift_costs_no_macs_and_exports_to_onnx(tmp_path):
         verify_onnx(info["path"], tsn, frames=4, size=32, tolerance=1e-3)
 
 
+def test_a_shifted_torchvision_resnet_converts_to_mmaction2_as_its_tsm():
+    from reskd.models.imports import _mmaction_arch
+
+    assert _mmaction_arch({"arch": "resnet50", "temporal": "shift"}) == "tsm_resnet50"
+    assert _mmaction_arch({"arch": "tsm_resnet50"}) == "tsm_resnet50"
+    assert _mmaction_arch({"arch": "resnet50"}) == "resnet50"
+    with pytest.raises(ValueError, match="a TSM over resnet .*no mmaction2 counterpart"):
+        _mmaction_arch({"arch": "resnet", "temporal": "shift"})
+
+
 def test_feature_kd_step_with_a_shifted_student_and_teacher():
     from reskd.distill.losses import feature_kd
 
@@ -227,6 +237,17 @@ def test_study_motion_quick_writes_its_table_through_the_cli(tmp_path):
     assert meta["params"]["label"] == "motion" and meta["classes"] == ["left", "right"]
     assert "| TSM, ResKD | `shift` | 32x32 |" in (out / "motion.md").read_text()
     assert (out / "compare" / "compare.md").is_file()
+    # the shifted small resnet's checkpoints through flops (frames checked) and ONNX export
+    student = out / "runs/reskd32/seed0/model.pt"
+    flops = reskd("flops", "--checkpoint", student, "--json")
+    assert flops.returncode == 0, flops.stderr[-2000:]
+    assert json.loads(flops.stdout)["gmacs_per_view"] == pytest.approx(runs["reskd32/seed0"]["gmacs"])
+    wrong = reskd("flops", "--checkpoint", student, "--frames", "8")
+    assert wrong.returncode == 2 and "TSM model built for 4 frames" in wrong.stderr
+    exported = reskd("export", "--checkpoint", student, "--format", "onnx", "--out",
+                     tmp_path / "student.onnx")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert json.loads(exported.stdout)["max_abs_diff"] <= 1e-3
     # a digit-label dataset given as --data is refused, not replaced
     synth.make_synth_dataset(tmp_path / "digits", num_train=2, num_val=2, workers=0)
     refused = reskd("study", "motion", "--quick", "--out", tmp_path / "m2", "--data",
