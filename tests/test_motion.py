@@ -248,6 +248,9 @@ def test_study_motion_quick_writes_its_table_through_the_cli(tmp_path):
                      tmp_path / "student.onnx")
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert json.loads(exported.stdout)["max_abs_diff"] <= 1e-3
+    again = reskd("study", "motion", "--quick", "--out", out)  # reuses the data and every run
+    assert again.returncode == 0 and again.stdout.count("done before") == 4, again.stderr[-2000:]
+    assert "synthetic videos, label=motion, frames=4" in (out / "motion.md").read_text()
     # a digit-label dataset given as --data is refused, not replaced
     synth.make_synth_dataset(tmp_path / "digits", num_train=2, num_val=2, workers=0)
     refused = reskd("study", "motion", "--quick", "--out", tmp_path / "m2", "--data",

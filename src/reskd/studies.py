@@ -121,7 +121,8 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
             log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {data_dir}")
             data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val,
                                       **(synth or {}))
-            label = "the demo recipe on the embedded synthetic videos (reskd.demo)"
+            variant = "".join(f", {k}={v}" for k, v in (synth or {}).items())
+            label = f"the demo recipe on the embedded synthetic videos{variant} (reskd.demo)"
         sets = [*demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0),
                 *demo_sets, *sets]
     elif not Path(config).is_file():
