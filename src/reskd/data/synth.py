@@ -26,8 +26,8 @@ so the result does not depend on the number of workers or the order in which the
 
 ``label="motion"`` (``reskd data synth --label motion``) writes the same kind of clips with
 another label: whether the digit moves left or right (``MOTION_CLASSES``), the digit's class
-now a nuisance. The digit moves in a straight line, 1.5-3 px per frame at 64 px (0.75-1.5 px
-at 32 px: low resolution hides the motion too), with a random vertical
+now a nuisance. The digit moves in a straight line, 1-2 px per frame at 64 px (half a pixel to
+one pixel at 32 px: low resolution hides the motion too), with a random vertical
 drift of at most its horizontal speed, from a start drawn uniformly among those that keep the
 whole path in the frame (no bounce); the background photo holds still. A clip played backwards is then exactly a clip of the
 other class (drift and noise are symmetric), so a model that ignores frame order (TSN
@@ -92,7 +92,7 @@ CRF = 18
 _BASE_SIZE = 64  # the geometry below is given for a 64 px frame and scaled to `size`
 _DIGIT_PX = (20.0, 26.0)  # side of the 28x28 MNIST tile after resizing (glyph ~ 14-19 px)
 _DIGIT_SPEED_PX = (1.0, 3.0)  # per frame and axis
-_MOTION_SPEED_PX = (1.5, 3.0)  # label="motion": horizontal, per frame
+_MOTION_SPEED_PX = (1.0, 2.0)  # label="motion": horizontal, per frame
 _PAN_SPEED_PX = (1.0, 3.0)  # per frame, in a random direction
 _VIEW_FRACTION = (0.2, 0.7)  # photo window side as a fraction of the photo's short side
 _NOISE_STD = (2.0, 5.0)  # Gaussian pixel noise, in 0..255 units
