@@ -218,6 +218,18 @@ def reskd(*args, timeout=600) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+def test_data_synth_label_motion_through_the_cli(tmp_path):
+    proc = reskd("data", "synth", "--out", tmp_path / "m", "--label", "motion", "--frames", "2",
+                 "--num-train", "2", "--num-val", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["classes"] == ["left", "right"]
+    params = json.loads((tmp_path / "m" / "synth.json").read_text())["params"]
+    assert (params["label"], params["frames"]) == ("motion", 2)
+    wrong = reskd("data", "synth", "--out", tmp_path / "t", "--kind", "textures", "--label",
+                  "motion")
+    assert wrong.returncode == 2 and "options of --kind digits" in wrong.stderr
+
+
 @pytest.mark.slow
 def test_study_motion_quick_writes_its_table_through_the_cli(tmp_path):
     out = tmp_path / "motion"
