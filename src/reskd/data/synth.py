@@ -405,8 +405,10 @@ def make_synth_dataset(
         plan=_motion_plan if motion else _plan,
         init_worker=_init_motion_worker if motion else _init_worker, make_clip=_make_clip,
         release_worker=_WORKER.clear, should_stop=should_stop,
-        # the default dataset's params (and so its synth.json and its reuse) stay as they were
-        extra_params={"label": "motion"} if motion else None,
+        # the default dataset's params (and so its synth.json and its reuse) stay as they were;
+        # the motion's speed is one, so a cached motion dataset of another speed is not reused
+        extra_params=({"label": "motion", "motion_speed_px": list(_MOTION_SPEED_PX)} if motion
+                      else None),
     )
 
 
