@@ -12,7 +12,6 @@ import torch
 from conftest import write_still_videos
 from reskd.config import ConfigError, load_config
 from reskd.data import transforms as T
-from reskd.data.datasets import working_short_side
 from reskd.data.decoders import shrink_to_short_side
 from reskd.engine.checkpoint import load_checkpoint
 from reskd.predict import video_views
@@ -126,7 +125,6 @@ def test_the_test_short_side_is_its_own():
     spec = T.ViewSpec(sizes=(32,), short_side_ratio=1.25, test_short_side_ratio=1.0,
                       mean=(0.0,) * 3, std=(1 / 255,) * 3)
     assert spec.short_side(train=True) == 40 and spec.short_side(train=False) == 32
-    assert working_short_side(spec, train=False) == 32
     # short side 32 is the frames' own: the test view is the frames' centre 32 x 32, exactly
     view = spec.test(frames, crops=1)[0]  # (T, C, 32, 32)
     assert torch.equal(view, T.to_tensor(frames[:, :, 8:40]))

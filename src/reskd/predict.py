@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from reskd.data.datasets import test_views_of_video, working_short_side
+from reskd.data.datasets import test_views_of_video
 from reskd.data.decoders import DecodeError, decode_video
 from reskd.data.sampling import Sampling
 from reskd.data.transforms import checkpoint_views
@@ -36,7 +36,7 @@ def video_views(path: str | Path, ckpt: dict, *, crops: int | None = None,
     """
     s = ckpt["sampling"]
     views = checkpoint_views(ckpt, path="the checkpoint")
-    short_side = working_short_side(views, train=False)
+    short_side = views.short_side(train=False)
     return test_views_of_video(
         lambda indices_for: decode_video(path, indices_for, short_side=short_side)[0],
         sampling=Sampling.from_record(s), views=views, clips=num_clips or s["test_clips"],

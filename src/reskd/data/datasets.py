@@ -5,7 +5,7 @@ A training sample carries its views by name, cut from the same crop and flip
 A test sample carries "views": every test view of the video (`test_views_of_video`), all its
 clips from one decode of the union of their frames. Frames are decoded at the cost of the
 frames kept (`decoders.decode_video`) and shrunk in uint8 to the views' working short side
-(`working_short_side`) before any float conversion.
+(`ViewSpec.short_side`) before any float conversion.
 Randomness comes from `numpy.random.default_rng((seed, epoch, index))`, so a sample does not
 depend on worker count or order (a resumed run sees the same clips).
 
@@ -63,7 +63,7 @@ class VideoDataset(Dataset):
         # inherited by forked loader workers). For small datasets read many times, such as the
         # demo's three runs: each video is decoded once, later epochs and runs only transform.
         self.cache_decoded = cache_decoded
-        self.short_side = working_short_side(views, train=train)
+        self.short_side = views.short_side(train=train)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -77,7 +77,7 @@ class VideoDataset(Dataset):
 
     def read_frames(self, index: int, indices_for: IndexFn) -> np.ndarray:
         """Frames `indices_for(frame count)` of video `index`: (T, H, W, C) uint8, those larger
-        than the views' working short side shrunk to it (`working_short_side`)."""
+        than the views' working short side shrunk to it (`ViewSpec.short_side`)."""
         entry, path = self.entries[index], self.path(index)
         if self.cache_decoded:  # the cache holds decoded sizes: datasets of other views share it
             if str(path) not in DECODED:
@@ -151,13 +151,6 @@ def read_frames(path: Path, indices_for: IndexFn, format: str = "video", num_fra
         return read_frame_folder(path, num_frames or 0, indices_for, frame_template,
                                  short_side=short_side)[0]
     return decode_video(path, indices_for, short_side=short_side)[0]
-
-
-def working_short_side(views: ViewSpec, *, train: bool) -> int:
-    """The short side the views resize frames to before cropping (`ViewSpec.short_side`: the
-    test short side has its own ratio). Frames larger than this are shrunk to it in uint8 as
-    they are decoded: a sample holds its kept frames at this size only."""
-    return views.short_side(train=train)
 
 
 def test_views_of_video(read: Callable[[IndexFn], np.ndarray], *, sampling: Sampling,

@@ -286,7 +286,8 @@ class ViewSpec:
     def short_side(self, *, train: bool) -> int:
         """The short side frames are resized to before cropping: round(crop x ratio), crop =
         crop_size, else the first view's size in training and the model's in testing; ratio =
-        short_side_ratio in training, `test_ratio` in testing."""
+        short_side_ratio in training, `test_ratio` in testing. The dataset shrinks decoded
+        frames larger than this to it in uint8: a sample holds its frames at this size only."""
         crop = self.crop_size or (self.sizes[0] if train else self.sizes[-1])
         return round(crop * (self.short_side_ratio if train else self.test_ratio))
 

@@ -602,8 +602,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                     micro[i] = {**batch, **views.views_of(batch["clip"].to(device,
                                                                            non_blocking=True))}
             try:
-                parts = train_step(model, micro if accumulate > 1 else micro[0],
-                                   optimizer=optimizer, device=device,
+                parts = train_step(model, micro, optimizer=optimizer, device=device,
                                    amp_dtype=amp_dtype, teacher=teacher, kd_weights=kd_weights,
                                    grad_clip=grad_clip, scaler=scaler)
             except NonFiniteLossError as e:
