@@ -185,6 +185,6 @@ def video_frames(path: Path) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
-def test_the_defaults_are_the_authors_tsn_recipe():
+def test_the_default_crop_is_uniform_multiscale_and_the_paper_configs_set_fixed13():
     d = load_config(None).data
-    assert (d.crop, d.crop_positions, d.test_short_side_ratio) == ("multiscale", "fixed13", 0.0)
+    assert (d.crop, d.crop_positions, d.test_short_side_ratio) == ("multiscale", "uniform", 0.0)

@@ -160,36 +160,46 @@ def test_drop_ignored_options_makes_old_checkpoint_kwargs_buildable():
     assert drop_ignored_options({"arch": "resnet51", "stem": "small"})["stem"] == "small"
 
 
-def test_tsn_head_drops_out_once_per_clip_on_the_frame_averaged_feature():
-    """The authors' and mmaction2's TSN head: pool each frame, average over frames, dropout,
-    fc. One mask per clip keeps dropout's noise; a mask per frame would average it away."""
+def test_tsn_dropout_at_clip_is_one_mask_on_the_frame_averaged_feature_frame_a_mask_each():
+    """model.dropout_at: "clip" is the authors' and mmaction2's TSN head (pool each frame, average
+    over frames, dropout, fc); "frame" (the default) a mask per frame, then fc, then the average.
+    One mask per clip keeps dropout's noise; a mask per frame averages it away."""
     torch.manual_seed(0)
-    model = build_model("resnet", num_classes=5, widths=(8, 8, 16, 16), stem="small",
-                        dropout=0.5)
+    options = dict(num_classes=5, widths=(8, 8, 16, 16), stem="small", dropout=0.5)
+    clip = build_model("resnet", dropout_at="clip", **options)
+    frame = build_model("resnet", **options)
+    frame.load_state_dict(clip.state_dict())
     f = torch.rand(1, 16, 16, 2, 2)  # (N, T, C', h, w): 16 frames
     pooled = f.mean(dim=(-2, -1))  # (N, T, C')
-    model.train()
-    torch.manual_seed(1)
-    got = model.head(f)
-    torch.manual_seed(1)
-    torch.testing.assert_close(got, model.fc(model.dropout(pooled.mean(dim=1))))
-    # clip-logit noise over dropout draws: one mask vs a mask per frame (the old head)
-    with torch.no_grad():
-        once = torch.stack([model.head(f) for _ in range(300)]).var(dim=0).mean()
-        per_frame = torch.stack([model.fc(model.dropout(pooled)).mean(dim=1)
-                                 for _ in range(300)]).var(dim=0).mean()
+    for model, expected in [(clip, lambda: clip.fc(clip.dropout(pooled.mean(dim=1)))),
+                            (frame, lambda: frame.fc(frame.dropout(pooled)).mean(dim=1))]:
+        model.train()
+        torch.manual_seed(1)
+        got = model.head(f)
+        torch.manual_seed(1)
+        torch.testing.assert_close(got, expected())
+    with torch.no_grad():  # clip-logit noise over dropout draws
+        once, per_frame = (torch.stack([m.head(f) for _ in range(300)]).var(dim=0).mean()
+                           for m in (clip, frame))
     assert once > 8 * per_frame  # ~T = 16 times
-    model.eval()  # no dropout: both orders are the same linear map
-    torch.testing.assert_close(model.head(f), model.fc(pooled).mean(dim=1))
+    clip.eval(), frame.eval()  # no dropout: both orders are the same linear map
+    torch.testing.assert_close(clip.head(f), frame.head(f))
+    with pytest.raises(ValueError, match="model.dropout_at=.clip. has no effect on arch"):
+        with torch.device("meta"):
+            build_model("slowonly_r50", num_classes=4, dropout_at="clip")
 
 
-def test_classifier_init_std_is_the_authors_per_family():
+def test_classifier_init_std_is_a_model_option_default_0_01_authors_tsn_0_001():
     torch.manual_seed(0)
-    tsn = build_model("resnet", num_classes=400, widths=(8, 8, 16, 512), stem="small")
-    assert 0.0008 < tsn.fc.weight.std().item() < 0.0012  # RKD2DHead init_std=0.001
+    wide = dict(num_classes=400, widths=(8, 8, 16, 512), stem="small")
+    assert 0.008 < build_model("resnet", **wide).fc.weight.std().item() < 0.012
+    tsn = build_model("resnet", fc_init_std=0.001, **wide)  # the authors' RKD2DHead
+    assert 0.0008 < tsn.fc.weight.std().item() < 0.0012
     assert torch.count_nonzero(tsn.fc.bias) == 0
-    with torch.device("meta"):
-        assert type(build_model("slowonly_r50", num_classes=4)).fc_init_std == 0.01  # I3DHead
+    so = build_model("slowonly_r50", num_classes=400, fc_init_std=0.001)
+    assert 0.0008 < so.fc.weight.std().item() < 0.0012
+    with pytest.raises(ValueError, match="model.fc_init_std must be positive"):
+        build_model("resnet", num_classes=3, fc_init_std=0.0)
 
 
 def test_drop_path_sets_the_stochastic_depth_rate_of_swin_and_rejects_other_archs():

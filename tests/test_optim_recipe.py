@@ -169,7 +169,7 @@ def test_resume_mid_epoch_with_accumulation_equals_an_uninterrupted_run(tmp_path
     config = write_data_config(tmp_path_factory.mktemp("cfg") / "tiny.yaml", data)
     recipe = [*TINY, "data.batch_size=6", "optim.accumulate=3", "runtime.log_every=1",
               "optim.schedule=step", "optim.milestones=[1]", "optim.warmup_epochs=0.5",
-              "optim.warmup_start_factor=0.1"]
+              "optim.warmup_start_factor=0.1", "optim.bias_lr_mult=2.0"]
 
     def run(out, extra=(), **kwargs):
         return run_train(load_config(config, [*recipe, *extra, f"runtime.out={out}"]),

@@ -21,6 +21,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SHRINK_FILTERS = ("bilinear", "antialias")  # how a crop is shrunk to a model's size
 CROPS = ("multiscale", "random_resized")  # how the training crop is drawn
 CROP_POSITIONS = ("fixed13", "uniform")  # where a multi-scale crop may sit
+DROPOUT_AT = ("frame", "clip")  # where a TSN/TSM head drops out (reskd.models.tsn)
 # distill.pixel_logit_reduction's old names: "released" divided by K as "mean" does; "paper"
 # summed over classes, read from the paper's text but 400x the strength its alpha was set for
 RENAMED_REDUCTIONS = {"released": "mean", "paper": "sum"}
@@ -57,9 +58,9 @@ class DataConfig:
     test_short_side_ratio: float = 0.0
     crop: str = "multiscale"  # training crop: "multiscale" (TSN, crop_scales) or "random_resized"
     crop_scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multiscale: sides x short side
-    # multiscale: the crop's offset, one of 13 fixed positions ("fixed13", the authors'
-    # mmaction2 num_fixed_crops=13) or anywhere ("uniform")
-    crop_positions: str = "fixed13"
+    # multiscale: the crop's offset, anywhere ("uniform", the default) or one of 13 fixed
+    # positions ("fixed13", the authors' mmaction2 num_fixed_crops=13; the paper's configs)
+    crop_positions: str = "uniform"
     crop_area: tuple[float, float] = (0.08, 1.0)  # random_resized: fraction of the frame's area
     crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)  # random_resized: width / height range
     flip: bool = True
@@ -90,6 +91,12 @@ class ModelConfig:
     # "shift": any TSN-over-ResNet arch (resnet18..152, resnet50s, resnet) becomes a TSM
     temporal: str = "none"  # "none" | "shift"
     dropout: float = 0.5
+    # TSN/TSM only: "frame" (a dropout mask per frame, then the classifier, then the average)
+    # or "clip" (one mask on the frame-averaged feature: the authors' and mmaction2's TSN head)
+    dropout_at: str = "frame"
+    # the classifier's init std (normal, zero bias): 0.01 is mmaction2's TSNHead/I3DHead
+    # default; the authors' TSN/TSM head uses 0.001 (the paper's configs set it)
+    fc_init_std: float = 0.01
     # stochastic depth rate of Video Swin / MViT (rising over the blocks to it); -1: the arch's
     # own (torchvision: 0.1 for every Swin3D, as the authors' Swin-S and Swin-B; 0.2 for MViT)
     drop_path: float = -1.0
@@ -110,8 +117,9 @@ class OptimConfig:
     epochs: int = 50
     grad_clip: float = 20.0  # max grad norm; 0 disables
     # Parameter groups. Biases of convs and linear layers get lr x bias_lr_mult and no weight
-    # decay; 2.0 is the authors' (TSN/TSM optimizer policies; norm biases stay 1x). Video Swin: 1.0.
-    bias_lr_mult: float = 2.0
+    # decay; 1.0 is the default, 2.0 the authors' TSN/TSM optimizer policy (norm biases stay
+    # 1x; the paper's TSN/TSM configs set it). Video Swin: 1.0.
+    bias_lr_mult: float = 1.0
     backbone_lr_mult: float = 1.0  # lr x this for parameters under model.backbone (Video Swin: 0.1)
     # No weight decay for parameters whose name contains one of these (besides every 1-D one):
     # Swin's bias tables and position embeddings, torchvision MViT's pos_encoding.
@@ -147,7 +155,7 @@ class RuntimeConfig:
     out: str = "runs/default"
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda"
-    precision: str = "auto"  # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
+    precision: str = "auto"  # "bf16", "fp16", "fp32"; "auto": the faster, timed (pick_precision)
     channels_last: bool = True
     progress: bool = True
     val_every: int = 0  # validate every N epochs (0: only at the end)
@@ -273,6 +281,10 @@ def validate(cfg: Config) -> None:
     _check_choice(m.block, ("basic", "bottleneck"), "model.block")
     _check_choice(m.stem, ("imagenet", "small"), "model.stem")
     _check_choice(m.temporal, ("none", "shift"), "model.temporal")
+    _check_choice(m.dropout_at, DROPOUT_AT, "model.dropout_at")
+    if m.fc_init_std <= 0:
+        raise ConfigError(f"model.fc_init_std: must be positive (0.01: mmaction2's heads; 0.001: "
+                          f"the authors' TSN/TSM), got {m.fc_init_std}")
     _check_choice(o.optimizer, ("sgd", "adamw"), "optim.optimizer")
     _check_choice(o.schedule, ("cosine", "step", "onecycle"), "optim.schedule")
     _check_choice(k.teacher_bn, ("train", "eval"), "distill.teacher_bn")

@@ -62,6 +62,7 @@ def model_kwargs(cfg: Config, num_classes: int) -> dict:
     return {"arch": m.arch, "num_classes": num_classes, "block": m.block, "layers": list(m.layers),
             "widths": list(m.widths), "stem": m.stem, "strides": list(m.strides),
             "temporal": m.temporal, "dropout": m.dropout, "drop_path": m.drop_path,
+            "fc_init_std": m.fc_init_std, "dropout_at": m.dropout_at,
             "num_segments": cfg.data.clip_len or cfg.data.num_segments,
             # the any-resolution student's BatchNorm per size (reskd.models.size_bn)
             **({"bn_sizes": sorted(cfg.distill.student_sizes)}

@@ -18,7 +18,7 @@ from reskd.models.slowonly import SLOWONLY_DEPTHS, inflate_from_2d, slowonly
 from reskd.models.swin import SWIN_ARCHS, load_swin_weights, video_swin
 from reskd.models.tsm import TSM
 from reskd.models.torchvision_video import MVIT_ARCHS, VIDEO_RESNET_ARCHS, torchvision_video_model
-from reskd.models.tsn import TSN
+from reskd.models.tsn import DROPOUT_AT, TSN
 from reskd.models.weights import is_weights_source, load_pretrained
 
 TSM_ARCHS = tuple(f"tsm_{name}" for name in TORCHVISION_RESNETS)
@@ -28,7 +28,7 @@ ARCHS = (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS, *SLOWONLY_DEPT
 # The structural options of `build_model` and their defaults (= the config's `model.*` defaults).
 STRUCTURAL_DEFAULTS: dict[str, object] = {
     "block": "basic", "layers": (1, 1, 1, 1), "widths": (64, 128, 256, 512), "stem": "imagenet",
-    "strides": (1, 2, 2, 2), "temporal": "none"}
+    "strides": (1, 2, 2, 2), "temporal": "none", "dropout_at": "frame"}
 
 # model.temporal: what a TSN-over-ResNet arch does across frames. "shift" makes it a TSM
 # (`reskd.models.tsm`): the same weights, names and GMACs, frame order now matters.
@@ -37,12 +37,14 @@ TEMPORAL = ("none", "shift")
 # arch -> (what it is, the structural options it uses). Any other structural option is fixed by
 # the arch, so `build_model` rejects a non-default value for it instead of silently ignoring it.
 ARCH_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    **{a: ("a torchvision ResNet", ("strides", "temporal")) for a in TORCHVISION_RESNETS},
+    **{a: ("a torchvision ResNet", ("strides", "temporal", "dropout_at"))
+       for a in TORCHVISION_RESNETS},
     "resnet50s": ("the paper's R50-S: a torchvision ResNet-50 with strides fixed at (1, 1, 2, 2)",
-                  ("temporal",)),
+                  ("temporal", "dropout_at")),
     "resnet": ("a ResNet built from block/layers/widths/stem/strides", tuple(STRUCTURAL_DEFAULTS)),
     # tsm_resnetX is resnetX with model.temporal=shift (kept for configs and checkpoints)
-    **{a: ("TSM over a torchvision ResNet", ("strides", "temporal")) for a in TSM_ARCHS},
+    **{a: ("TSM over a torchvision ResNet", ("strides", "temporal", "dropout_at"))
+       for a in TSM_ARCHS},
     **{a: ("SlowOnly, a fixed mmaction2 layout", ()) for a in SLOWONLY_DEPTHS},
     **{a: ("Video Swin, a fixed torchvision layout", ()) for a in SWIN_ARCHS},
     **{a: ("a torchvision 3D ResNet, a fixed layout", ()) for a in VIDEO_RESNET_ARCHS},
@@ -101,7 +103,8 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
                 layers: tuple[int, ...] = (1, 1, 1, 1), widths: tuple[int, ...] = (64, 128, 256, 512),
                 stem: str = "imagenet", strides: tuple[int, ...] = (1, 2, 2, 2),
                 temporal: str = "none", dropout: float = 0.5, num_segments: int = 8,
-                drop_path: float = -1.0, pretrained: str = "") -> nn.Module:
+                drop_path: float = -1.0, fc_init_std: float = 0.01, dropout_at: str = "frame",
+                pretrained: str = "") -> nn.Module:
     """A video model with the uniform API of `reskd.models.base`. `arch`:
 
     - TSN over a ResNet: resnet18/34/50/101/152 (torchvision layout), resnet50s (the paper's
@@ -114,7 +117,12 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     - torchvision's 3D ResNets r3d_18 / mc3_18 / r2plus1d_18 and MViT mvit_v1_b / mvit_v2_s
       (`reskd.models.torchvision_video`).
 
-    The structural options block/layers/widths/stem/strides apply only where `ARCH_OPTIONS`
+    `fc_init_std` is the classifier's init std (every arch); `dropout_at` ("frame" or
+    "clip", `reskd.models.tsn`) where a TSN/TSM head drops out. Their defaults (0.01, "frame")
+    are the ones measured to train robustly from scratch (bench/bench_defaults.py); the
+    authors' TSN/TSM recipe (0.001, "clip") is set in the paper's configs.
+
+    The structural options block/layers/widths/stem/strides/dropout_at apply only where `ARCH_OPTIONS`
     says so; a non-default value for an arch that fixes it raises ValueError rather than being
     silently ignored (`drop_ignored_options` cleans old checkpoints' kwargs).
 
@@ -130,8 +138,14 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     if temporal not in TEMPORAL:
         raise ValueError(f"model.temporal must be one of {', '.join(map(repr, TEMPORAL))}, got "
                          f"{temporal!r}")
+    if dropout_at not in DROPOUT_AT:
+        raise ValueError(f"model.dropout_at must be one of {', '.join(map(repr, DROPOUT_AT))}, "
+                         f"got {dropout_at!r}")
     check_options(arch, {"block": block, "layers": layers, "widths": widths, "stem": stem,
-                         "strides": strides, "temporal": temporal})
+                         "strides": strides, "temporal": temporal, "dropout_at": dropout_at})
+    if not fc_init_std > 0:
+        raise ValueError(f"model.fc_init_std must be positive (0.01: mmaction2's heads, 0.001: "
+                         f"the authors' TSN/TSM), got {fc_init_std}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     if drop_path != -1 and arch not in SWIN_ARCHS + MVIT_ARCHS:
@@ -144,7 +158,8 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     if pretrained and is_weights_source(pretrained):
         model = build_model(arch, num_classes=num_classes, block=block, layers=layers,
                             widths=widths, stem=stem, strides=strides, temporal=temporal,
-                            dropout=dropout, num_segments=num_segments, drop_path=drop_path)
+                            dropout=dropout, num_segments=num_segments, drop_path=drop_path,
+                            fc_init_std=fc_init_std, dropout_at=dropout_at)
         load_pretrained(model, arch, pretrained)
         return model
     if arch in VIDEO_RESNET_ARCHS or arch in MVIT_ARCHS:
@@ -152,14 +167,16 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
             raise ValueError(f"model.pretrained={pretrained!r} for {arch}: give a torchvision "
                              f"weights name (torchvision:ENUM.MEMBER) or a weights file")
         return torchvision_video_model(arch, num_classes=num_classes, dropout=dropout,
-                                       drop_path=drop_path)
+                                       drop_path=drop_path, fc_init_std=fc_init_std)
     if arch in SLOWONLY_DEPTHS:
-        model = slowonly(arch, num_classes=num_classes, dropout=dropout)
+        model = slowonly(arch, num_classes=num_classes, dropout=dropout,
+                         fc_init_std=fc_init_std)
         if pretrained:
             inflate_from_2d(model.backbone, read_resnet_state_dict(pretrained, "resnet50"))
         return model
     if arch in SWIN_ARCHS:
-        model = video_swin(arch, num_classes=num_classes, dropout=dropout, drop_path=drop_path)
+        model = video_swin(arch, num_classes=num_classes, dropout=dropout, drop_path=drop_path,
+                           fc_init_std=fc_init_std)
         if pretrained:
             load_swin_weights(model, pretrained)
         return model
@@ -175,9 +192,11 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
         trunk = ResNetTrunk(block=block, layers=layers, widths=widths, stem=stem, strides=strides)
     if pretrained:
         load_backbone_weights(trunk, pretrained, arch)
+    head = {"fc_init_std": fc_init_std, "dropout_at": dropout_at}
     if temporal == "shift":
-        return TSM(trunk, trunk.out_channels, num_classes, dropout, num_segments=num_segments)
-    return TSN(trunk, trunk.out_channels, num_classes, dropout)
+        return TSM(trunk, trunk.out_channels, num_classes, dropout, num_segments=num_segments,
+                   **head)
+    return TSN(trunk, trunk.out_channels, num_classes, dropout, **head)
 
 
 def is_tsm(kwargs: dict) -> bool:

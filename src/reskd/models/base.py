@@ -45,18 +45,18 @@ def set_stochastic_depth(backbone: nn.Module, rate: float) -> None:
 
 
 class VideoClassifier(nn.Module):
-    # The classifier's init std (normal, zero bias) when the builder is not given one: the
-    # authors' 3D heads (SlowOnly, Swin; mmaction2's I3DHead) use 0.01; TSN sets its own.
-    fc_init_std = 0.01
     # The memory format `reskd.engine.runtime.prepare_model` converts to when channels_last is
     # on; 3D models (5-D Conv3d weights) set channels_last_3d.
     memory_format = torch.channels_last
 
-    def __init__(self, feature_channels: int, num_classes: int, dropout: float = 0.5):
+    def __init__(self, feature_channels: int, num_classes: int, dropout: float = 0.5, *,
+                 fc_init_std: float = 0.01):
+        # fc_init_std: the classifier's init std (normal, zero bias); 0.01 is mmaction2's
+        # TSNHead/I3DHead default, 0.001 the authors' TSN/TSM head (model.fc_init_std)
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(feature_channels, num_classes)
-        nn.init.normal_(self.fc.weight, std=self.fc_init_std)
+        nn.init.normal_(self.fc.weight, std=fc_init_std)
         nn.init.zeros_(self.fc.bias)
         self.num_classes = num_classes
         self.feature_channels = feature_channels

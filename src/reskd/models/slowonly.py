@@ -107,8 +107,8 @@ class SlowOnly(VideoClassifier):
     memory_format = torch.channels_last_3d
 
     def __init__(self, backbone: nn.Module, feature_channels: int, num_classes: int,
-                 dropout: float = 0.5):
-        super().__init__(feature_channels, num_classes, dropout)
+                 dropout: float = 0.5, *, fc_init_std: float = 0.01):
+        super().__init__(feature_channels, num_classes, dropout, fc_init_std=fc_init_std)
         self.backbone = backbone
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,10 +154,11 @@ def inflate_from_2d(trunk: nn.Module, state_dict_2d: dict[str, torch.Tensor]) ->
     trunk.load_state_dict(new)
 
 
-def slowonly(arch: str = "slowonly_r50", *, num_classes: int, dropout: float = 0.5) -> SlowOnly:
+def slowonly(arch: str = "slowonly_r50", *, num_classes: int, dropout: float = 0.5,
+             fc_init_std: float = 0.01) -> SlowOnly:
     """SlowOnly-R50 8x8 (mmaction2 `ResNet3dSlowOnly`, I3DHead); random initialisation."""
     if arch not in SLOWONLY_DEPTHS:
         raise ValueError(f"unknown SlowOnly arch {arch!r}; valid: {', '.join(SLOWONLY_DEPTHS)}")
     layers, temporal_kernels = SLOWONLY_DEPTHS[arch]
     trunk = ResNet3dTrunk(layers=layers, temporal_kernels=temporal_kernels)
-    return SlowOnly(trunk, trunk.out_channels, num_classes, dropout)
+    return SlowOnly(trunk, trunk.out_channels, num_classes, dropout, fc_init_std=fc_init_std)

@@ -32,8 +32,9 @@ class VideoSwin(VideoClassifier):
     # reskd.engine.runtime should convert with this format (the patch-embedding Conv3d is 5-D).
     memory_format = torch.channels_last_3d
 
-    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5):
-        super().__init__(backbone.num_features, num_classes, dropout)
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5, *,
+                 fc_init_std: float = 0.01):
+        super().__init__(backbone.num_features, num_classes, dropout, fc_init_std=fc_init_std)
         # The classifier is self.fc (same name in every reskd model); an unused torchvision head
         # would also break DDP (parameters without gradients).
         backbone.head = nn.Identity()
@@ -48,7 +49,7 @@ class VideoSwin(VideoClassifier):
 
 
 def video_swin(arch: str = "swin3d_s", *, num_classes: int, dropout: float = 0.5,
-               drop_path: float = -1.0) -> VideoSwin:
+               drop_path: float = -1.0, fc_init_std: float = 0.01) -> VideoSwin:
     """Video Swin T/S/B from torchvision, random initialisation (weights=None). `drop_path`:
     the stochastic depth rate (rising linearly over the blocks to it); -1: torchvision's 0.1,
     which the authors' ResKD config also uses for Swin-S and Swin-B."""
@@ -58,7 +59,7 @@ def video_swin(arch: str = "swin3d_s", *, num_classes: int, dropout: float = 0.5
 
     backbone = getattr(video, arch)(weights=None)
     set_stochastic_depth(backbone, drop_path)
-    return VideoSwin(backbone, num_classes, dropout)
+    return VideoSwin(backbone, num_classes, dropout, fc_init_std=fc_init_std)
 
 
 def load_swin_weights(model: VideoSwin, path: str) -> None:

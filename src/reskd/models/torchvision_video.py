@@ -34,8 +34,9 @@ class VideoResNet(VideoClassifier):
 
     memory_format = torch.channels_last_3d
 
-    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5):
-        super().__init__(backbone.fc.in_features, num_classes, dropout)
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5, *,
+                 fc_init_std: float = 0.01):
+        super().__init__(backbone.fc.in_features, num_classes, dropout, fc_init_std=fc_init_std)
         # the classifier is self.fc; unused parameters would also break DDP
         backbone.fc = nn.Identity()
         backbone.avgpool = nn.Identity()
@@ -54,8 +55,10 @@ class MViT(VideoClassifier):
 
     memory_format = torch.channels_last_3d
 
-    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5):
-        super().__init__(backbone.norm.normalized_shape[0], num_classes, dropout)
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5, *,
+                 fc_init_std: float = 0.01):
+        super().__init__(backbone.norm.normalized_shape[0], num_classes, dropout,
+                         fc_init_std=fc_init_std)
         backbone.head = nn.Identity()
         self.backbone = backbone
 
@@ -117,16 +120,17 @@ class MViT(VideoClassifier):
 
 
 def torchvision_video_model(arch: str, *, num_classes: int, dropout: float = 0.5,
-                            drop_path: float = -1.0) -> nn.Module:
+                            drop_path: float = -1.0, fc_init_std: float = 0.01) -> nn.Module:
     """R3D-18 / MC3-18 / R(2+1)D-18 / MViT V1-B / MViT V2-S from torchvision, random init.
     `drop_path`: MViT's stochastic depth rate; -1: torchvision's 0.2 (the 3D ResNets have none)."""
     import torchvision.models.video as video
 
     if arch in VIDEO_RESNET_ARCHS:
-        return VideoResNet(getattr(video, arch)(weights=None), num_classes, dropout)
+        return VideoResNet(getattr(video, arch)(weights=None), num_classes, dropout,
+                           fc_init_std=fc_init_std)
     if arch in MVIT_ARCHS:
         backbone = getattr(video, arch)(weights=None)
         set_stochastic_depth(backbone, drop_path)
-        return MViT(backbone, num_classes, dropout)
+        return MViT(backbone, num_classes, dropout, fc_init_std=fc_init_std)
     raise ValueError(f"unknown torchvision video arch {arch!r}; valid: "
                      f"{', '.join(VIDEO_RESNET_ARCHS + MVIT_ARCHS)}")

@@ -86,14 +86,15 @@ class TSM(TSN):
     """TSN over a temporally shifted trunk; clips must have exactly `num_segments` frames."""
 
     def __init__(self, backbone: nn.Module, feature_channels: int, num_classes: int,
-                 dropout: float = 0.5, *, num_segments: int, fold_div: int = 8):
+                 dropout: float = 0.5, *, num_segments: int, fold_div: int = 8,
+                 **head_options):
         if num_segments < 1:
             raise ValueError(f"TSM: num_segments must be at least 1, got {num_segments}")
         if fold_div < 2:
             raise ValueError(f"TSM: fold_div must be at least 2 (two folds are shifted), "
                              f"got {fold_div}")
         super().__init__(add_temporal_shift(backbone, num_segments, fold_div), feature_channels,
-                         num_classes, dropout)
+                         num_classes, dropout, **head_options)
         self.num_segments = num_segments
         self.fold_div = fold_div
 
