@@ -27,7 +27,7 @@ from reskd.data.formats import read_classes, read_list
 from reskd.data.samplers import ShardSampler, training_sampler
 from reskd.data.sampling import Sampling
 from reskd.data.transforms import ViewSpec, checkpoint_views
-from reskd.distill.distiller import KDWeights, freeze
+from reskd.distill.distiller import KDWeights, feature_map_shape, flat_map_warning, freeze
 from reskd.efficiency import flops
 from reskd.engine import distributed as dist_utils
 from reskd.engine.checkpoint import save_checkpoint
@@ -35,7 +35,7 @@ from reskd.engine.evaluate import evaluate
 from reskd.engine.runtime import (autocast_dtype, pick_device, precision_name, prepare_model,
                                   share_cpu_with_workers)
 from reskd.engine.train import make_optimizer, make_schedule, train
-from reskd.models import build_from_kwargs, load_model_checkpoint
+from reskd.models import ARCH_OPTIONS, build_from_kwargs, load_model_checkpoint
 from reskd.models.imports import (Renormalized, check_classes, convert_to_mmaction,
                                   load_model_source, renormalized)
 from reskd.models.weights import file_kind, is_torchvision_name, read_weights_file, split_half
@@ -227,6 +227,48 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print)
     return freeze(teacher), size
 
 
+def warn_flat_student_map(cfg: Config, teacher, teacher_size: int, student_kwargs: dict,
+                          log=print) -> None:
+    """Warns before training when feature KD (distill.alpha) or pixel-level logit KD would
+    compare a 1x1 student map (at data.size or one of distill.student_sizes) with a larger
+    teacher map (`flat_map_warning`): the stock stride-32 stem gives a 32 px student a 1x1 map,
+    and nothing else would say that its KD carries no spatial hint. The student's maps come
+    from a forward on the meta device (no arithmetic); the teacher's from one clip of zeros,
+    run only when a student map is 1x1."""
+    k = cfg.distill
+    terms = [t for t, on in (("feature KD", k.alpha > 0),
+                             ("pixel-level logit KD", k.pixel_logit_kd > 0)) if on]
+    if not terms:
+        return
+    frames = cfg.data.clip_len or cfg.data.num_segments
+    with torch.device("meta"):
+        student = build_from_kwargs(student_kwargs)
+    maps = {s: feature_map_shape(student, frames=frames, size=s)
+            for s in sorted({cfg.data.size, *k.student_sizes})}
+    if all(m[-2:] != (1, 1) for m in maps.values()):
+        return
+    message = flat_map_warning(maps, feature_map_shape(teacher, frames=frames, size=teacher_size),
+                               teacher_size=teacher_size, terms=" and ".join(terms),
+                               fixes=_finer_map_fixes(student_kwargs))
+    if message:
+        log(f"warning: {message}")
+
+
+def _finer_map_fixes(kwargs: dict) -> list[str]:
+    """The settings of the student's arch that give it a finer last map (a larger input
+    where it has none)."""
+    options = ARCH_OPTIONS.get(kwargs["arch"], ("", ()))[1]
+    fixes = []
+    if "stem" in options and kwargs.get("stem") == "imagenet":
+        fixes.append("model.stem=small (no max-pool: half the stride)")
+    strides = list(kwargs.get("strides") or ())
+    if "strides" in options and any(s > 1 for s in strides):
+        i = next(i for i, s in enumerate(strides) if s > 1)
+        example = strides[:i] + [1] + strides[i + 1:]
+        fixes.append(f"smaller model.strides (e.g. [{','.join(map(str, example))}])")
+    return fixes or [f"a larger data.size (arch {kwargs['arch']} fixes its strides)"]
+
+
 def run_convert(cfg: Config, source: str, out: str | Path, *, half: str = "student",
                 size: int | None = None) -> dict:
     """`reskd convert`. A reskd checkpoint becomes an mmaction2 checkpoint
@@ -308,6 +350,8 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
             raise ConfigError(f"teacher size {teacher_size} is below the student size "
                               f"{max((cfg.data.size, *cfg.distill.student_sizes))}; ResKD "
                               f"distils from high to low resolution")
+        warn_flat_student_map(cfg, teacher, teacher_size, kwargs,
+                              log=log if dist_utils.is_main() else _quiet)
     student_sizes = tuple(cfg.distill.student_sizes)
     if student_sizes and not distill:
         raise ConfigError(f"distill.student_sizes={list(student_sizes)} trains an "

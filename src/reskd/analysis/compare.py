@@ -13,6 +13,10 @@ Decisions:
 - The metric is the final validation of the run (model.pt's, else the last validated epoch).
 - "time" is the time spent in training steps and validation, summed over epochs (resumes
   included, the gaps between them not), from metrics.jsonl.
+- A run whose training log warned of a plateau (train top-1 still near its first epoch's
+  after a third of the epochs: `reskd.engine.train.plateau_message`, kept as "plateau" in its
+  metrics.jsonl) is marked "(plateau)" after its name, and a line under the table repeats that
+  warning, so a low number is not read as the recipe's best.
 - videos/s is read from the run's speed.json (`record_speed`; the demo writes one per run with
   its machine facts); a run without one shows "-": throughput is a property of the machine it
   was measured on, so it is never guessed.
@@ -64,6 +68,11 @@ class Run:
             return self.context["metrics"]
         validated = [r["val"] for r in self.history if "val" in r]
         return validated[-1] if validated else {}
+
+    @property
+    def plateau(self) -> str:
+        """The plateau warning its training logged ("" when none)."""
+        return next((r["plateau"] for r in self.history if r.get("plateau")), "")
 
     @property
     def minutes(self) -> float:
@@ -164,7 +173,8 @@ def comparison_rows(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
         frames = run.context.get("frames")
         epochs_total = run.config.get("optim.epochs")
         speed = run.speed.get("videos_per_s")
-        rows.append([name, what or "-", f"{value:.1f}" if value is not None else "-",
+        rows.append([f"{name} (plateau)" if run.plateau else name, what or "-",
+                     f"{value:.1f}" if value is not None else "-",
                      f"{run.context['gmacs']:.4f}" if "gmacs" in run.context else "-",
                      f"{first_gmacs / run.context['gmacs']:.1f}x"
                      if first_gmacs and run.context.get("gmacs") else "-",
@@ -174,9 +184,17 @@ def comparison_rows(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def plateau_notes(runs: Sequence[Run]) -> list[str]:
+    """The lines under the table: a Markdown list item for each run marked "(plateau)" with
+    the warning its training logged ("- NAME (plateau): train top-1 has stayed at ...")."""
+    return [f"- {name} (plateau): {run.plateau.removeprefix('plateau: ')}"
+            for run, name in zip(runs, run_names(runs)) if run.plateau]
+
+
 def compare_runs(folders: Sequence[str | Path], out: str | Path) -> dict:
     """Writes OUT/compare.md (the table) and OUT/compare.png (the curves); returns both paths,
-    the table's lines and the labels."""
+    the table's lines (then, after an empty line, `plateau_notes` when any run has one: what
+    `reskd compare` prints and the demo's report shows) and the labels."""
     from reskd.analysis.plots import plot_run_curves
 
     if not folders:
@@ -190,7 +208,8 @@ def compare_runs(folders: Sequence[str | Path], out: str | Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     header, rows = comparison_rows(runs)
-    table = markdown_table(header, rows)
+    notes = plateau_notes(runs)
+    table = markdown_table(header, rows) + (["", *notes] if notes else [])
     write_text_atomic(out / "compare.md", "\n".join(["# reskd compare", "", *table, ""]))
     names, labels = run_names(runs), run_labels(runs)
     curves = [{"label": f"{n}: {w}" if w else n, "history": r.history} for n, w, r in

@@ -10,6 +10,7 @@ is never saved) or "eval" (running statistics).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -34,6 +35,41 @@ def set_teacher_mode(teacher: nn.Module, bn: str) -> None:
         for m in teacher.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.train()
+
+
+@torch.no_grad()
+def feature_map_shape(model: nn.Module, *, frames: int, size: int) -> tuple[int, ...]:
+    """The shape (1, T', C', h, w) of `model`'s pre-pool map for one clip (1, frames, 3, size,
+    size) of zeros, on the model's device: a model built on the meta device does no arithmetic.
+    Run in eval mode (a real model's BatchNorm statistics stay as they were), then the model's
+    mode is restored."""
+    training = model.training
+    device = next(iter(model.parameters())).device
+    model.eval()
+    try:
+        f = model.features(torch.zeros(1, frames, 3, size, size, device=device))
+    finally:
+        model.train(training)
+    return tuple(f.shape)
+
+
+def flat_map_warning(student_maps: dict[int, tuple[int, ...]], teacher_map: tuple[int, ...], *,
+                     teacher_size: int, terms: str, fixes: Sequence[str]) -> str | None:
+    """The warning for KD `terms` that compare maps position by position (feature KD,
+    pixel-level logit KD) when a student map of `student_maps` (size -> (N, T', C', h, w)) is
+    1x1 and the teacher's is larger, else None. Why: the student's map is resized bilinearly
+    to the teacher's, and a resized 1x1 map is constant, so the term can only pull the student
+    towards the teacher's map averaged over positions: no spatial hint, which is what ResKD
+    transfers. `fixes` are the settings that give the student a finer map."""
+    flat = {s: tuple(m) for s, m in sorted(student_maps.items()) if tuple(m[-2:]) == (1, 1)}
+    h, w = teacher_map[-2:]
+    if not flat or h * w <= 1:
+        return None
+    at = ", ".join(f"{m} at {s} px" for s, m in flat.items())
+    return (f"the student's pre-pool map (N, T', C', h, w) is {at}, the teacher's "
+            f"{tuple(teacher_map)} at {teacher_size} px: resized to {h}x{w}, a 1x1 map is "
+            f"constant, so {terms} carries no spatial hint (only the teacher's map averaged "
+            f"over positions); use {' or '.join(fixes)} so the student's map is at least 2x2")
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ One loop for both, built from one step (`train_step`, also what the benchmarks t
 teacher, each batch carries a "teacher" and a "student" view and the loss is CE + the weighted
 KD terms (default: alpha * feature KD); without, the "student" view alone and CE. `train()`
 reads as its parts: `_resume` (the state to start from), the epoch loop, `train_step`,
-`_add_step` / `_epoch_record` (what an epoch logs). Each epoch appends a line to
-`metrics.jsonl` and writes `checkpoint-epochK.pt` and `checkpoint.pt` atomically (model,
-optimizer, schedule, grad scaler, torch RNG, position, history), keeping the last
-`keep_checkpoints` epoch files.
+`_add_step` / `_epoch_record` (what an epoch logs; `plateau_message`: a run whose train top-1
+has not left its first epoch's). Each epoch appends a line to `metrics.jsonl` and writes
+`checkpoint-epochK.pt` and `checkpoint.pt` atomically (model, optimizer, schedule, grad scaler,
+torch RNG, position, history), keeping the last `keep_checkpoints` epoch files.
 
 Nothing is lost when a run stops:
 - `resume=True` continues from the newest readable checkpoint (see
@@ -36,7 +36,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -647,6 +647,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
         last = epoch + 1 == epochs
         if evaluate_fn is not None and (last or (val_every and (epoch + 1) % val_every == 0)):
             record["val"] = evaluate_fn(core)
+        plateau = _flag_plateau(record, state.history, epochs, len(context.get("classes") or ()))
         state.epoch = epoch + 1
         state.history.append(record)
         if writer is not None:  # before the checkpoint: a resume from it keeps these points
@@ -658,6 +659,8 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             _write_jsonl(metrics_path, record)
             _save_epoch(payload(), out_dir, state.epoch, keep_checkpoints)
             log(_epoch_line(record, epochs))
+            if plateau:
+                log(f"warning: {plateau}")
         if not last:
             reason = stop_requested()
             if reason is not None:  # the epoch's checkpoint is the position
@@ -675,6 +678,57 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             raise CheckpointWriteError(f"training finished but {e}; {ckpt_path} holds the "
                                        f"final weights too") from e
     return state
+
+
+# What `plateau_message` counts as having left the first epoch: train top-1 above epoch 1's by
+# more than this share of the way from epoch 1's to 100%.
+PLATEAU_RISE = 0.1
+
+
+def plateau_message(train_top1: Sequence[float], epochs: int, num_classes: int) -> str | None:
+    """The warning for a run whose train top-1 has not left its first epoch's, else None.
+
+    `train_top1` holds the run's epochs so far (%, epoch 1 first); the run has `epochs` in all.
+    With e = len(train_top1), it is on a plateau when epochs >= 3, e >= max(2, ceil(epochs / 3)),
+    and both:
+    - no epoch 2..e beat epoch 1 by more than `PLATEAU_RISE` (a tenth) of the way from epoch 1's
+      top-1 to 100%: 8 points from 20% (the coarse-class plateau of the demo's 10 classes), 4.5
+      from 55%. Relative to what is left to learn, so it holds for 2 classes and for 400, and it
+      stays far above the epoch-to-epoch noise of a real training set (0.5 points at 20% on
+      6,000 clips);
+    - none reached halfway from chance (100 / `num_classes`; 0 when unknown) to 100%: a run
+      that starts high, such as a fine-tune of pretrained weights, is not stuck when it rises
+      slowly.
+    Why: a run can sit on a plateau for many epochs (the demo's runs learn the coarse classes
+    first, train top-1 ~22%); one still there after a third of its schedule points at the
+    learning rate, the classifier's init or the warm-up, and saying so then leaves two thirds
+    of the run to stop and fix it. The best epoch counts, so a run that has risen once is not
+    flagged later; `train` logs the message once per run.
+    """
+    done = len(train_top1)
+    if epochs < 3 or done < max(2, math.ceil(epochs / 3)):
+        return None
+    first, best = train_top1[0], max(train_top1[1:])
+    chance = 100 / num_classes if num_classes > 0 else 0.0
+    if best - first > PLATEAU_RISE * (100 - first) or best >= (100 + chance) / 2:
+        return None
+    chance_text = f", chance {chance:.1f}%" if num_classes > 0 else ""
+    return (f"plateau: train top-1 has stayed at {train_top1[-1]:.1f}% (epoch 1: {first:.1f}%"
+            f"{chance_text}) for {done} of {epochs} epochs; likely knobs: optim.lr (try x0.3 "
+            f"or x3), model.fc_init_std (the classifier's init), optim.warmup_epochs (a longer "
+            f"or shorter warm-up)")
+
+
+def _flag_plateau(record: dict, history: list[dict], epochs: int, num_classes: int) -> str | None:
+    """`plateau_message` for the run with `record` as its newest epoch, kept in the record
+    ("plateau", also in metrics.jsonl and the checkpoint's history, where `reskd compare` reads
+    it) unless an earlier epoch has it: one warning per run, across resumes too."""
+    if any("plateau" in r for r in history):
+        return None
+    message = plateau_message([r["train_top1"] for r in (*history, record)], epochs, num_classes)
+    if message:
+        record["plateau"] = message
+    return message
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
