@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from reskd.config import AUTHORS_TSN_RECIPE
+
 BENCH = Path(__file__).resolve().parent
 DATASETS = {  # name -> (generator, its parameters)
     "digits": ("synth", dict(num_train=2000, num_val=500, frames=8)),
@@ -45,8 +47,7 @@ DATASETS = {  # name -> (generator, its parameters)
 QUICK = dict(num_train=64, num_val=32)
 RECIPES = {
     "defaults": (),
-    "authors": ("model.fc_init_std=0.001", "model.dropout_at=clip", "optim.bias_lr_mult=2.0",
-                "data.crop_positions=fixed13"),
+    "authors": tuple(f"{key}={value}" for key, value in AUTHORS_TSN_RECIPE.items()),
 }
 TEACHER_SIZE, STUDENT_SIZE = 64, 32
 

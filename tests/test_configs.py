@@ -22,7 +22,7 @@ import torch
 
 from reskd.models import build_from_kwargs
 from reskd.runs import kd_weights, make_dataset, model_kwargs, read_classes_for
-from reskd.config import Config, load_config
+from reskd.config import AUTHORS_TSN_RECIPE, Config, load_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -157,8 +157,7 @@ def test_starts_from_the_papers_weights_not_random(path):
 # every paper config must say them itself, as YAML keys, so a change of default never moves a
 # paper reproduction.
 AUTHORS_RECIPE = {
-    "tsn": {"model.fc_init_std": 0.001, "model.dropout_at": "clip", "optim.bias_lr_mult": 2.0,
-            "data.crop_positions": "fixed13"},
+    "tsn": AUTHORS_TSN_RECIPE,
     "3d": {"model.fc_init_std": 0.01, "optim.bias_lr_mult": 1.0, "optim.warmup_start_factor": 0.1,
            "data.crop": "random_resized"},
 }
@@ -301,3 +300,19 @@ def test_one_training_step(path, data_root, tmp_path):
     if teacher is not None:
         assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
         assert all(torch.equal(a, b) for a, b in zip(teacher.parameters(), teacher_before))
+
+
+def test_the_robustness_bench_configs_load_and_leave_the_recipe_to_the_defaults():
+    """bench/bench_defaults.py's configs are written as a user would: they load strictly and
+    set none of the recipe keys the bench compares (else it would not measure the defaults)."""
+    import yaml
+
+    bench = CONFIG_DIR.parent / "bench" / "defaults"
+    paths = sorted(bench.glob("*.yaml"))
+    assert {p.stem for p in paths} == {"digits", "textures", "motion"}
+    for path in paths:
+        load_config(path)
+        written = yaml.safe_load(path.read_text())
+        for key in AUTHORS_TSN_RECIPE:
+            section, name = key.split(".")
+            assert name not in written.get(section, {}), f"{path.name} sets {key}"

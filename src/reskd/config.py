@@ -22,6 +22,12 @@ SHRINK_FILTERS = ("bilinear", "antialias")  # how a crop is shrunk to a model's 
 CROPS = ("multiscale", "random_resized")  # how the training crop is drawn
 CROP_POSITIONS = ("fixed13", "uniform")  # where a multi-scale crop may sit
 DROPOUT_AT = ("frame", "clip")  # where a TSN/TSM head drops out (reskd.models.tsn)
+# The authors' TSN/TSM fine-tuning choices (their released mmaction2 configs), made for
+# ImageNet-pretrained ResNets trained 100-200 epochs. The global defaults do not carry them
+# (bench/bench_defaults.py measures both on from-scratch runs); the paper's TSN/TSM configs
+# write each of them (tests/test_configs.py).
+AUTHORS_TSN_RECIPE = {"model.fc_init_std": 0.001, "model.dropout_at": "clip",
+                      "optim.bias_lr_mult": 2.0, "data.crop_positions": "fixed13"}
 # distill.pixel_logit_reduction's old names: "released" divided by K as "mean" does; "paper"
 # summed over classes, read from the paper's text but 400x the strength its alpha was set for
 RENAMED_REDUCTIONS = {"released": "mean", "paper": "sum"}
