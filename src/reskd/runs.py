@@ -32,8 +32,8 @@ from reskd.efficiency import flops
 from reskd.engine import distributed as dist_utils
 from reskd.engine.checkpoint import save_checkpoint
 from reskd.engine.evaluate import evaluate
-from reskd.engine.runtime import (autocast_dtype, pick_device, precision_name, prepare_model,
-                                  share_cpu_with_workers)
+from reskd.engine.runtime import (autocast_dtype, pick_device, pick_precision, precision_name,
+                                  prepare_model, share_cpu_with_workers)
 from reskd.engine.train import make_optimizer, make_schedule, train
 from reskd.models import ARCH_OPTIONS, build_from_kwargs, load_model_checkpoint
 from reskd.models.imports import (Renormalized, check_classes, convert_to_mmaction,
@@ -387,6 +387,12 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     if len(loader) == 0:
         raise ConfigError(f"the training list has {len(train_set)} videos, fewer than one batch "
                           f"of data.batch_size={cfg.data.batch_size} per process")
+    if r.precision == "auto":  # timed on this run's model and batch (pick_precision), rank 0's
+        shape = (cfg.data.batch_size, cfg.data.clip_len or cfg.data.num_segments, 3)
+        amp = dist_utils.all_gather_objects(pick_precision(
+            model, (*shape, cfg.data.size, cfg.data.size), device, teacher=teacher,
+            teacher_shape=(*shape, sizes[0], sizes[0]),
+            log=log if dist_utils.is_main() else _quiet))[0]
     train_model = model
     if distributed:
         if cfg.runtime.sync_bn:  # batch statistics over the global batch, teacher's too

@@ -25,7 +25,10 @@ Modes (:data:`MODES`), all on the same weights:
 
 The default mode (``runtime.precision=auto``, ``runtime.channels_last=true``) is described by
 :func:`fastest_default_mode`; :func:`default_vs_fastest` compares it with the fastest mode a
-:func:`bench_report` found.
+:func:`bench_report` found. Training does not take that mode on trust: where a device has
+two candidate precisions it times both on the run's own model
+(:func:`reskd.engine.runtime.pick_precision`, built on :func:`interleaved_rates`, which lives
+in the runtime layer for that reason).
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from __future__ import annotations
 import copy
 import datetime
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -42,8 +44,9 @@ import torch
 from torch import nn
 
 from reskd.models.fold import fold_batchnorm
-from reskd.engine.runtime import (autocast, autocast_dtype, cpu_has_fast_bf16, pick_device,
-                                  precision_name, prepare_model)
+from reskd.engine.runtime import (autocast, autocast_dtype, cpu_has_fast_bf16, device_name,
+                                  interleaved_rates, pick_device, precision_name, prepare_model,
+                                  synchronize)
 
 __all__ = ["MODES", "videos_per_s", "machine_facts", "interleaved_rates", "bench_report",
            "format_bench", "fastest_default_mode", "default_vs_fastest", "mode_settings"]
@@ -72,17 +75,6 @@ def videos_per_s(model: nn.Module, *, frames: int, size: int, batch: int,
     return iters * batch / (time.perf_counter() - start)
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_facts(device: torch.device, amp_dtype: torch.dtype | None) -> dict:
     """What every stored benchmark number carries alongside it.
 
@@ -91,7 +83,7 @@ def machine_facts(device: torch.device, amp_dtype: torch.dtype | None) -> dict:
     interleaved run stay usable).
     """
     device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = device_name(device)
     try:
         load = round(os.getloadavg()[0], 2)
     except OSError:  # not available on every platform
@@ -127,39 +119,6 @@ def parse_bench_arguments(parser, argv: list[str] | None):
     return args
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def interleaved_rates(cases: dict[str, Callable[[], object]], *, rounds: int = 3,
-                      min_seconds: float = 1.0, max_calls: int = 50,
-                      device: torch.device | str = "cpu") -> dict[str, list[float]]:
-    """Calls per second of every case, once per round; the case order rotates each round.
-
-    Each case is called at least once per round and until `min_seconds` have passed (at most
-    `max_calls` times). Warm-up is the caller's job (call each case once or twice first).
-    Returns {case name: [calls/s of round 0, round 1, ...]}.
-    """
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
-    device = torch.device(device)
-    names = list(cases)
-    rates: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)] if names else []
-        for name in order:
-            fn = cases[name]
-            _sync(device)
-            calls, start = 0, time.perf_counter()
-            while calls < 1 or (calls < max_calls and time.perf_counter() - start < min_seconds):
-                fn()
-                calls += 1
-            _sync(device)
-            rates[name].append(calls / (time.perf_counter() - start))
-    return rates
-
-
 # ---------------------------------------------------------------------------------------------
 # Modes
 
@@ -184,12 +143,15 @@ def mode_settings(mode: str, device: torch.device) -> dict:
 def fastest_default_mode(device: torch.device | str) -> dict:
     """The mode `runtime.precision=auto` + `runtime.channels_last=true` runs in, and why.
 
-    How `auto` picks (reskd.engine.runtime.autocast_dtype): on CUDA bf16 where the GPU
-    supports it, else fp16; on CPU bf16 only where the CPU executes it natively (AVX-512 BF16
-    or AMX), else fp32, because emulated bf16 is slower than fp32 (about 4x slower for
-    ResNet-50 on an AVX2-only AMD EPYC). channels_last is on by default: oneDNN (CPU) and
-    tensor cores (CUDA) run NHWC convolutions faster than NCHW (about 1.5-2x on CPU).
-    torch.compile is not part of the default: it costs tens of seconds per input shape.
+    The precision is `auto`'s unmeasured guess (reskd.engine.runtime.autocast_dtype): on
+    CUDA bf16 where the GPU supports it, else fp16; on CPU bf16 only where the CPU executes it
+    natively (AVX-512 BF16 or AMX), else fp32, because emulated bf16 is slower than fp32
+    (about 4x slower for ResNet-50 on an AVX2-only AMD EPYC). Where there are two candidates
+    (CUDA, native bf16), training measures instead of guessing
+    (reskd.engine.runtime.pick_precision) and may keep fp32; the inference benchmarks here
+    time the guess. channels_last is on by default: oneDNN (CPU) and tensor cores (CUDA) run
+    NHWC convolutions faster than NCHW (about 1.5-2x on CPU). torch.compile is not part of
+    the default: it costs tens of seconds per input shape.
     """
     device = torch.device(device)
     amp = autocast_dtype("auto", device)
@@ -203,7 +165,8 @@ def fastest_default_mode(device: torch.device | str) -> dict:
                "autocast is slower than fp32; channels_last (NHWC oneDNN convolutions) with "
                "BatchNorm folded into the convolutions")
     else:
-        why = ("CPU with native bf16 (AVX-512 BF16 / AMX): bf16 autocast + channels_last")
+        why = ("CPU with native bf16 (AVX-512 BF16 / AMX): bf16 autocast + channels_last "
+               "(training times bf16 against fp32 on the run's model and keeps the faster)")
     return {"mode": name, "precision": precision_name(amp), "channels_last": True,
             "compile": False, "device": str(device), "why": why}
 
@@ -344,7 +307,7 @@ def bench_report(*, model_name: str | None = None, checkpoint: str | None = None
             try:
                 for _ in range(n_warmup):
                     call()
-                    _sync(device)
+                    synchronize(device)
             except Exception as e:  # noqa: BLE001 - reported in the row, never hidden
                 if not s["compile"]:
                     raise
