@@ -11,6 +11,22 @@ import torch
 torch.set_num_threads(1)  # tiny tensors: extra threads only add sync overhead
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _precision_cache(tmp_path_factory):
+    """runtime.precision=auto times candidates and caches the answer (reskd.engine.runtime);
+    tests keep that cache in a temp folder, never the user's, and share it for the session
+    (on a CPU with native bf16 each new model shape is timed once, then read)."""
+    import os
+
+    old = os.environ.get("RESKD_CACHE_DIR")
+    os.environ["RESKD_CACHE_DIR"] = str(tmp_path_factory.mktemp("reskd_cache"))
+    yield
+    if old is None:
+        os.environ.pop("RESKD_CACHE_DIR", None)
+    else:
+        os.environ["RESKD_CACHE_DIR"] = old
+
+
 def sets(*pairs: str) -> list[str]:
     """CLI config overrides: sets("a.b=1", "c.d=2") -> ["--set", "a.b=1", "--set", "c.d=2"]."""
     return [a for p in pairs for a in ("--set", p)]
