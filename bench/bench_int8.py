@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reskd.efficiency.benchmark import bench_arguments, machine_facts, parse_bench_arguments
+from reskd.efficiency.benchmark import (bench_arguments, cpu_flags, machine_facts,
+                                      parse_bench_arguments)
 from reskd.export import export_onnx, ort_speeds, quantize_int8, run_export
 from reskd.models import build_model
 
@@ -41,17 +42,6 @@ MAX_TOP1_LOSS = 1.0  # demo student: fp32 top-1 - int8 top-1, points
 INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_tile")
 VARIANTS = {"int8": {}, "int8_per_tensor": {"per_channel": False},
             "int8_qoperator": {"quant_format": "qoperator"}}
-
-
-def int8_cpu_flags() -> dict:
-    """Which int8-relevant instruction sets /proc/cpuinfo lists (as `lscpu` shows them)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return {name: name in flags for name in INT8_FLAGS}
 
 
 def r50_context(frames: int, size: int) -> dict:
@@ -126,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr)
 
     facts = {**machine_facts(torch.device("cpu"), None), "onnxruntime": onnxruntime.__version__,
-             "cpu_int8_flags": int8_cpu_flags()}
+             "cpu_int8_flags": cpu_flags(INT8_FLAGS)}
     facts["dtype"] = "fp32 vs int8 (onnxruntime CPUExecutionProvider)"
     with tempfile.TemporaryDirectory() as tmp:
         r50 = bench_r50(Path(tmp), frames=frames, size=args.size, batch=batch, rounds=rounds,

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from reskd.efficiency.benchmark import (bench_arguments, interleaved_rates, machine_facts,
-                                      parse_bench_arguments)
+from reskd.efficiency.benchmark import (bench_arguments, cpu_flags, interleaved_rates,
+                                      machine_facts, parse_bench_arguments)
 from reskd.engine.runtime import (autocast_dtype, per_round_ratio, pick_device, pick_precision,
                                   precision_candidates, precision_name, prepare_model)
 from reskd.engine.train import make_optimizer, train_step
@@ -40,17 +40,6 @@ TIE = 0.03  # a pick within 3% of the faster step's clips/s counts as right
 TINY = dict(arch="resnet", block="basic", layers=(1, 1, 1, 1), widths=(16, 32, 64, 128),
             stem="small")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_flags() -> str:
-    """The CPU flags that decide bf16 speed, as /proc/cpuinfo lists them ("-" if none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return " ".join(f for f in CPU_FLAGS if f in flags) or "-"
 
 
 def step_rates(model: torch.nn.Module, shape: tuple[int, ...], candidates: list,
@@ -120,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         ("TSN-R50", build_model("resnet50", num_classes=10, num_segments=r50_frames),
          (r50_batch, r50_frames, 3, r50_px, r50_px)),
     ]
-    facts = {**machine_facts(device, None), "cpu_flags": cpu_flags()}
+    facts = {**machine_facts(device, None), "cpu_flags": " ".join(f for f, on in cpu_flags(CPU_FLAGS).items() if on) or "-"}
     facts.pop("dtype")
     results = [check_one(name, prepare_model(model, device, True), shape, candidates, device,
                          rounds=rounds) for name, model, shape in cases]

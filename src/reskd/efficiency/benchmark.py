@@ -75,6 +75,18 @@ def videos_per_s(model: nn.Module, *, frames: int, size: int, batch: int,
     return iters * batch / (time.perf_counter() - start)
 
 
+def cpu_flags(names: Sequence[str]) -> dict[str, bool]:
+    """Which of the CPU flags `names` /proc/cpuinfo lists (as `lscpu` shows them); all False
+    where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return {name: name in flags for name in names}
+
+
 def machine_facts(device: torch.device, amp_dtype: torch.dtype | None) -> dict:
     """What every stored benchmark number carries alongside it.
 
