@@ -240,7 +240,7 @@ def warn_flat_student_map(cfg: Config, teacher, teacher_size: int, student_kwarg
                              ("pixel-level logit KD", k.pixel_logit_kd > 0)) if on]
     if not terms:
         return
-    frames = cfg.data.clip_len or cfg.data.num_segments
+    frames = student_kwargs["num_segments"]
     with torch.device("meta"):
         student = build_from_kwargs(student_kwargs)
     maps = {s: feature_map_shape(student, frames=frames, size=s)

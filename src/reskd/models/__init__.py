@@ -18,7 +18,7 @@ from reskd.models.slowonly import SLOWONLY_DEPTHS, inflate_from_2d, slowonly
 from reskd.models.swin import SWIN_ARCHS, load_swin_weights, video_swin
 from reskd.models.tsm import TSM
 from reskd.models.torchvision_video import MVIT_ARCHS, VIDEO_RESNET_ARCHS, torchvision_video_model
-from reskd.models.tsn import DROPOUT_AT, TSN
+from reskd.models.tsn import TSN
 from reskd.models.weights import is_weights_source, load_pretrained
 
 TSM_ARCHS = tuple(f"tsm_{name}" for name in TORCHVISION_RESNETS)
@@ -138,9 +138,6 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     if temporal not in TEMPORAL:
         raise ValueError(f"model.temporal must be one of {', '.join(map(repr, TEMPORAL))}, got "
                          f"{temporal!r}")
-    if dropout_at not in DROPOUT_AT:
-        raise ValueError(f"model.dropout_at must be one of {', '.join(map(repr, DROPOUT_AT))}, "
-                         f"got {dropout_at!r}")
     check_options(arch, {"block": block, "layers": layers, "widths": widths, "stem": stem,
                          "strides": strides, "temporal": temporal, "dropout_at": dropout_at})
     if not fc_init_std > 0:
