@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from reskd.engine.checkpoint import write_text_atomic
 from reskd.models.fold import NotFoldable, fold_batchnorm, has_batchnorm
 
 
@@ -208,23 +208,13 @@ def _read_cache(path: Path) -> dict:
 
 
 def _write_cache(path: Path, cache: dict) -> None:
-    """Writes atomically (temp file + os.replace): a reader sees the old file or the new one.
+    """Writes atomically (`write_text_atomic`): a reader sees the old file or the new one.
     A cache that cannot be written costs a warning, never the run."""
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".precision.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(cache, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-        tmp = None
+        write_text_atomic(path, json.dumps(cache, indent=1, sort_keys=True))
     except OSError as e:
         warnings.warn(f"could not write the precision cache {path} ({e}); the next run with "
                       f"runtime.precision=auto times again", stacklevel=3)
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def _usable(entry: object, names: Sequence[str]) -> bool:
