@@ -64,7 +64,7 @@ def make_data(name: str, out: Path, quick: bool) -> dict:
 
 def plan(recipes: list[str], seeds: list[int]) -> list:
     """Per recipe and seed: the teacher, then the CE baseline and the ResKD student."""
-    from reskd.studies import FEATURE_KD, StudyRun
+    from reskd.experiments.studies import FEATURE_KD, StudyRun
 
     student = (f"data.size={STUDENT_SIZE}", f"data.crop_size={TEACHER_SIZE}")
     runs = []
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from reskd.analysis.compare import markdown_table
     from reskd.efficiency.benchmark import machine_facts
-    from reskd.studies import Base, cell, execute, summarize
+    from reskd.experiments.studies import Base, cell, execute, summarize
 
     out, start = Path(args.out), time.perf_counter()
     names, recipes = args.datasets.split(","), args.recipes.split(",")

@@ -22,7 +22,7 @@ def main() -> int:
     p.add_argument("--out", default="runs/bench_demo")
     p.add_argument("--target", type=float, default=5.0)
     args = p.parse_args()
-    from reskd.demo import run_demo
+    from reskd.experiments.demo import run_demo
 
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:

@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/bench_loader.py [--quick] [--num-train N] [--json]
 
 Writes a small synthetic dataset (reskd.data.synth.make_synth_dataset, the demo's data), builds
-each demo run's config (reskd.demo.demo_config: teacher at 64 px, baseline at 32 px, ResKD
+each demo run's config (reskd.experiments.demo.demo_config: teacher at 64 px, baseline at 32 px, ResKD
 student at 32 px with a 64 px teacher) and its training loader with the functions `reskd train`
 / `reskd distill` use (reskd.runs.make_dataset + reskd.runs.make_train_loader: batch 32,
 data.workers -1 = one worker per spare core, decoded videos cached). Then, per run, in
@@ -53,7 +53,7 @@ TARGET = 1.5  # loader clips/s / step clips/s
 
 def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int | None):
     """(loader, step function, thread setter, config) of one demo run."""
-    from reskd.demo import demo_config
+    from reskd.experiments.demo import demo_config
     from reskd.distill.distiller import freeze, set_teacher_mode
     from reskd.engine.runtime import (autocast_dtype, pick_device, prepare_model,
                                       share_cpu_with_workers)
@@ -121,7 +121,7 @@ def paper_shape(data: Path, *, videos: int, quick: bool) -> dict:
     from reskd.data.transforms import ViewSpec
     from reskd.distill.distiller import freeze
     from reskd.efficiency.flops import gmacs_per_video
-    from reskd.efficiency.sweep import PAPER_TABLE4
+    from reskd.experiments.sweep import PAPER_TABLE4
     from reskd.models import build_model
 
     seconds, width, height = (20, 640, 360) if quick else (120, 1280, 720)
@@ -189,7 +189,7 @@ def paper_shape(data: Path, *, videos: int, quick: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from reskd.data.synth import make_synth_dataset
-    from reskd.demo import STUDENT_SIZE, TEACHER_SIZE
+    from reskd.experiments.demo import STUDENT_SIZE, TEACHER_SIZE
     from reskd.efficiency.benchmark import machine_facts
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

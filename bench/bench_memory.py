@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/bench_memory.py [--epochs 12] [--num-train 256] [--out DIR]
 
-Trains the demo's student recipe (reskd.demo.demo_config: small ResNet, 4 frames at 32 px,
+Trains the demo's student recipe (reskd.experiments.demo.demo_config: small ResNet, 4 frames at 32 px,
 batch 32, decoded videos cached in memory, AdamW one-cycle) on the embedded synthetic videos,
 with loader workers off so every byte lives in this process. After each epoch the trainer
 records the process's resident memory (VmRSS) and peak (VmHWM) in metrics.jsonl; this script
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from reskd.runs import run_train
     from reskd.data.synth import make_synth_dataset
-    from reskd.demo import STUDENT_SIZE, demo_config
+    from reskd.experiments.demo import STUDENT_SIZE, demo_config
     from reskd.efficiency.benchmark import machine_facts
     from reskd.engine.runtime import autocast_dtype, pick_device
 

@@ -14,7 +14,7 @@ from reskd.analysis.attention import attention_maps, upsample_maps
 from reskd.analysis.erf import default_position, effective_receptive_field
 from reskd.analysis.plots import plot_attention_overlay, plot_erf_pair
 from reskd.analysis.viz import to_uint8_frames, viz_attention, viz_erf
-from reskd.engine.checkpoint import save_checkpoint
+from reskd.checkpoint import save_checkpoint
 from reskd.models import build_model
 from reskd.models.tsn import TSN
 

@@ -23,7 +23,7 @@ from reskd.config import ConfigError, load_config, save_config
 from reskd.data import transforms as T
 from reskd.distill.distiller import KDWeights, distill_loss
 from reskd.distill.losses import classification_loss, feature_kd
-from reskd.engine.checkpoint import load_checkpoint
+from reskd.checkpoint import checkpoint_at_size, checkpoint_sizes, load_checkpoint
 from reskd.engine.train import make_optimizer, train_step
 from reskd.models import build_from_kwargs, load_model_checkpoint
 from reskd.models.fold import fold_batchnorm
@@ -162,7 +162,7 @@ def test_the_checkpoint_records_its_sizes_and_runs_at_each(trained):
             folded, n = fold_batchnorm(model)
             assert n > 0 and torch.allclose(folded(x), want, atol=1e-5)
 
-    from reskd.efficiency.sweep import flops_report
+    from reskd.experiments.sweep import flops_report
 
     plain = build_from_kwargs(TINY)
     report = flops_report(checkpoint=trained["student"], size=16)
@@ -172,7 +172,7 @@ def test_the_checkpoint_records_its_sizes_and_runs_at_each(trained):
 
 def test_an_unsupported_size_is_an_error_listing_the_supported_ones(trained):
     from reskd.efficiency.benchmark import bench_report
-    from reskd.efficiency.sweep import flops_report
+    from reskd.experiments.sweep import flops_report
 
     with pytest.raises(ValueError, match=r"supports --size 16, 24, 32 .*got --size 20"):
         load_model_checkpoint(trained["student"], 20)
@@ -227,7 +227,7 @@ def test_export_runs_the_network_of_the_size_asked_for(trained, tmp_path):
 
 
 def test_sweep_on_an_anyres_checkpoint_writes_table4_with_the_separate_student(trained, tmp_path):
-    from reskd.efficiency.sweep import sweep
+    from reskd.experiments.sweep import sweep
 
     payload = sweep(out=tmp_path / "sweep", checkpoint=trained["student"],
                     checkpoints={16: trained["alone"]}, config=trained["yaml"], batch=1,
@@ -273,7 +273,7 @@ def test_without_student_sizes_the_single_size_path_is_unchanged(trained, still_
                            rng=np.random.default_rng(3), crop_size=TEACHER)
     assert torch.equal(views["teacher"], direct[0]) and torch.equal(views["student"], direct[1])
     ckpt = load_checkpoint(trained["teacher"])
-    assert T.checkpoint_at_size(ckpt, None) is ckpt and T.checkpoint_sizes(ckpt) == (64,)
+    assert checkpoint_at_size(ckpt, None) is ckpt and checkpoint_sizes(ckpt) == (64,)
     model, same = load_model_checkpoint(trained["teacher"])
     assert same.keys() == ckpt.keys() and same["size"] == 64 and same["views"] == ckpt["views"]
     assert not any(isinstance(m, SizeBatchNorm) for m in model.modules())
@@ -296,7 +296,7 @@ def test_without_student_sizes_the_single_size_path_is_unchanged(trained, still_
 
 
 def test_anyres_study_plans_the_three_arms_per_seed_and_the_teacher_once():
-    from reskd.studies import anyres_runs
+    from reskd.experiments.studies import anyres_runs
 
     runs = anyres_runs(sizes=(32, 24, 16), high=64, seeds=(0, 1))
     assert [r.key for r in runs[:8]] == [

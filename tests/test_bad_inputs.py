@@ -265,7 +265,7 @@ def test_wrong_teacher_checkpoints_are_errors(tmp_path):
     from reskd.models import build_from_kwargs
     from reskd.runs import load_teacher, model_kwargs
     from reskd.config import load_config
-    from reskd.engine.checkpoint import save_checkpoint
+    from reskd.checkpoint import save_checkpoint
 
     cfg = load_config(None, [*TINY, "model.num_classes=10"])
     student = model_kwargs(cfg, 10)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import write_data_config
 
-from reskd.engine.checkpoint import (FORMAT, find_resume_checkpoint, load_checkpoint,
+from reskd.checkpoint import (FORMAT, find_resume_checkpoint, load_checkpoint,
                                      prune_epoch_checkpoints, save_checkpoint)
 
 TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",

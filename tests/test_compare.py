@@ -44,7 +44,7 @@ def test_compare_writes_the_table_and_the_curves_labelled_by_what_differs(runs, 
     assert table[2].startswith("| run | differs in | top-1 (%) | GMACs / video | GMACs saved |")
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table[4:] if line}
     assert rows["small"][1] == "data.size=24" and rows["large"][1] == "data.size=32"
-    from reskd.engine.checkpoint import load_checkpoint
+    from reskd.checkpoint import load_checkpoint
 
     gmacs = {name: load_checkpoint(run / "model.pt")["gmacs"] for name, run in
              (("small", small), ("large", large))}

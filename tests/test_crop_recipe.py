@@ -13,7 +13,7 @@ from conftest import write_still_videos
 from reskd.config import ConfigError, load_config
 from reskd.data import transforms as T
 from reskd.data.decoders import shrink_to_short_side
-from reskd.engine.checkpoint import load_checkpoint
+from reskd.checkpoint import load_checkpoint
 from reskd.predict import video_views
 from reskd.runs import make_dataset, run_train, with_checkpoint_views
 

@@ -20,7 +20,7 @@ def test_quick_demo_writes_results_report_and_checkpoints(tmp_path):
     assert abs(results["teacher"]["gmacs"] / results["reskd"]["gmacs"] - 4) < 0.1
     # both students are trained and tested on the teacher's 64 px crop shrunk to 32 px: the
     # baseline differs from the ResKD student only in the KD
-    from reskd.engine.checkpoint import load_checkpoint
+    from reskd.checkpoint import load_checkpoint
 
     views = {name: load_checkpoint(out / name / "model.pt")["views"] for name in results
              if name in ("teacher", "baseline", "reskd")}

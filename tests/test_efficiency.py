@@ -16,8 +16,8 @@ from reskd.efficiency.benchmark import (bench_report, default_vs_fastest, fastes
                                         format_bench, interleaved_rates,
                                         mode_settings)
 from reskd.efficiency.flops import count_macs
-from reskd.efficiency.sweep import flops_report, format_flops, format_sweep, sweep
-from reskd.engine.checkpoint import save_checkpoint
+from reskd.experiments.sweep import flops_report, format_flops, format_sweep, sweep
+from reskd.checkpoint import save_checkpoint
 from reskd.models import build_from_kwargs, build_model, drop_ignored_options
 
 PNG = b"\x89PNG\r\n\x1a\n"

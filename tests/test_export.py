@@ -14,7 +14,7 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from reskd.models import load_model_checkpoint  # noqa: E402
-from reskd.engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from reskd.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from reskd.export import (ExportMismatchError, Int8ParityError, check_int8_parity,  # noqa: E402
                           checkpoint_video_set, compare_top1, export_onnx,
                           export_student_checkpoint, read_onnx_metadata, run_export, verify_onnx)

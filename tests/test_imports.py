@@ -210,7 +210,7 @@ def test_a_teacher_normalised_otherwise_sees_exactly_its_own_input():
 @pytest.mark.parametrize("arch", [*VIDEO_RESNET_ARCHS, *MVIT_ARCHS])
 def test_each_imported_arch_counts_gmacs_and_takes_a_distillation_step(arch):
     from reskd.distill.distiller import freeze
-    from reskd.efficiency.sweep import flops_report
+    from reskd.experiments.sweep import flops_report
 
     report = flops_report(model_name=arch, size=64, frames=4, num_classes=5)
     assert report["gmacs_per_view"] > 0 and report["model"] == arch

@@ -9,18 +9,16 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# Lowest first; a module may import its own layer and the ones below (README, "How the code
-# is laid out"). A name ending in "." is a package: it and
-# everything in it.
+# Lowest first; a module may import its own layer and the ones below (docs/layout.md). A name
+# ending in "." is a package: it and everything in it. A folder is a layer: every package is
+# named whole, never module by module (`test_every_package_is_one_layer`).
 LAYERS = [
-    ["reskd", "reskd.config", "reskd.metrics", "reskd.engine.checkpoint"],
+    ["reskd.config", "reskd.metrics", "reskd.checkpoint"],
     ["reskd.data.", "reskd.models.", "reskd.distill."],
-    ["reskd.engine.runtime", "reskd.engine.distributed", "reskd.engine.tensorboard",
-     "reskd.efficiency.flops"],
-    ["reskd.engine.train", "reskd.engine.evaluate", "reskd.engine", "reskd.efficiency",
-     "reskd.efficiency.benchmark", "reskd.predict", "reskd.export", "reskd.analysis."],
+    ["reskd.engine."],
+    ["reskd.efficiency.", "reskd.predict", "reskd.export", "reskd.analysis."],
     ["reskd.runs"],
-    ["reskd.demo", "reskd.studies", "reskd.efficiency.sweep"],
+    ["reskd", "reskd.experiments."],
     ["reskd.cli"],
     ["reskd.__main__"],
 ]
@@ -73,6 +71,17 @@ def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones():
               for m, deps in sorted(graph.items()) for d in sorted(deps)
               if layer_of(d) > layer_of(m)]
     assert upward == []
+
+
+def test_every_package_is_one_layer():
+    """Each sub-package of reskd is named whole in LAYERS (a folder is a layer), and each
+    top-level module is named by itself."""
+    packages = {name for name, path in modules().items() if path.name == "__init__.py"}
+    named = [m for layer in LAYERS for m in layer]
+    split = [m for m in named if not m.endswith(".") and m.rpartition(".")[0] in packages - {"reskd"}]
+    assert split == [], f"modules named inside a package (name the package instead): {split}"
+    whole = {m.rstrip(".") for m in named if m.endswith(".")}
+    assert whole == packages - {"reskd"}
 
 
 def test_only_main_imports_the_cli():

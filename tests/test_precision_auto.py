@@ -200,7 +200,7 @@ def test_reskd_train_with_auto_times_once_then_trains_as_the_explicit_precision_
 
     from reskd.cli import main
     from reskd.data.synth import make_synth_dataset
-    from reskd.engine.checkpoint import load_checkpoint
+    from reskd.checkpoint import load_checkpoint
 
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
     monkeypatch.setenv("RESKD_CACHE_DIR", str(tmp_path / "cache"))

@@ -14,7 +14,7 @@ from reskd.data.datasets import VideoDataset
 from reskd.data.sampling import Sampling
 from reskd.data.transforms import ViewSpec
 from reskd.data.formats import Entry
-from reskd.engine.checkpoint import save_checkpoint
+from reskd.checkpoint import save_checkpoint
 from reskd.models import build_model
 from reskd.predict import format_predictions, predict_checkpoint, predict_videos, video_views
 

@@ -11,7 +11,7 @@ import torch
 
 from reskd.config import ConfigError, load_config
 from reskd.data.transforms import degrade
-from reskd.studies import ablation_runs, resolution_runs
+from reskd.experiments.studies import ablation_runs, resolution_runs
 
 
 def reskd(*args, timeout=600) -> subprocess.CompletedProcess:
@@ -160,7 +160,7 @@ def test_paper_scale_plans_build_every_run_from_a_table1_config(tmp_path):
     """At paper scale the same plans run from a YAML: R50 at 112, R152 and R50-S by default."""
     from pathlib import Path
 
-    from reskd.studies import _default_big_set, _default_s_set, make_base
+    from reskd.experiments.studies import _default_big_set, _default_s_set, make_base
 
     config = str(Path(__file__).parent.parent / "configs/table1_activitynet_r50_baseline112.yaml")
     base = make_base(tmp_path, config=config, overrides=[], epochs=None, scale={})
@@ -185,7 +185,7 @@ def test_paper_scale_plans_build_every_run_from_a_table1_config(tmp_path):
 
 
 def test_views_runs_pair_a_baseline_with_a_student_per_filter_and_size():
-    from reskd.studies import views_runs
+    from reskd.experiments.studies import views_runs
 
     runs = views_runs(sizes=[32, 16], high=64, s_sizes=[16], s_set=["model.strides=[1,1,2,2]"],
                       seeds=[0, 1])

@@ -19,9 +19,10 @@ import torch
 from conftest import write_still_videos
 from reskd.runs import make_dataset, run_train, with_checkpoint_views
 from reskd.config import load_config
-from reskd.data.transforms import RecipeAssumedWarning, checkpoint_views
+from reskd.checkpoint import RecipeAssumedWarning
+from reskd.data.transforms import checkpoint_views
 from reskd.data import transforms as T
-from reskd.engine.checkpoint import load_checkpoint
+from reskd.checkpoint import load_checkpoint
 from reskd.predict import video_views
 
 TEACHER, STUDENT, FRAME = 64, 32, 72  # the 72 px frame is resized to the 64 px crop

@@ -82,7 +82,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from reskd.demo import run_demo
+    from reskd.experiments.demo import run_demo
 
     run_demo(Path(args.out), quick=args.quick, seed=args.seed)
     return 0
@@ -159,7 +159,7 @@ def _command_line() -> str:
 
 def cmd_study(args) -> int:
     """`reskd study resolution|ablation|views`: the study's own options plus the common ones."""
-    import reskd.studies as studies
+    import reskd.experiments.studies as studies
 
     run, own = {"resolution": (studies.run_resolution_study, ("sizes", "high", "s_sizes", "s_set")),
                 "ablation": (studies.run_ablation_study, ("teacher_size", "big_set")),
@@ -176,7 +176,7 @@ def cmd_study(args) -> int:
 
 
 def add_study_commands(sub) -> None:
-    """Inside build_parser(): `reskd study resolution|ablation` (reskd.studies)."""
+    """Inside build_parser(): `reskd study resolution|ablation` (reskd.experiments.studies)."""
     study = sub.add_parser("study", help="the paper's studies: Figure 1, Tables 5 and 6; and "
                            "how student views are shrunk")
     study = study.add_subparsers(dest="study_command", required=True)
@@ -331,7 +331,7 @@ def _size_paths(text: str) -> dict[int, str]:
 
 
 def cmd_flops(args) -> int:
-    from reskd.efficiency.sweep import flops_report, format_flops
+    from reskd.experiments.sweep import flops_report, format_flops
 
     report = flops_report(model_name=args.model, checkpoint=args.checkpoint, size=args.size,
                           frames=args.frames, views=args.views, num_classes=args.num_classes)
@@ -352,7 +352,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from reskd.efficiency.sweep import sweep
+    from reskd.experiments.sweep import sweep
 
     sweep(model_name=args.model, sizes=args.sizes, frames=args.frames, out=args.out,
           checkpoints=args.checkpoints, checkpoint=args.checkpoint, config=args.config,

@@ -463,7 +463,7 @@ def export_student_checkpoint(ckpt_path: str | Path, out_path: str | Path) -> di
     mean/std, GMACs, epoch and history; `metrics` is the last validation result when the
     checkpoint has none. Returns {"path", "bytes", "dropped"}.
     """
-    from reskd.engine.checkpoint import load_checkpoint, save_checkpoint
+    from reskd.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(ckpt_path)
     dropped = [k for k in TRAINING_ONLY_KEYS if k in ckpt]

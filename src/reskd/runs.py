@@ -30,7 +30,7 @@ from reskd.data.transforms import ViewSpec, checkpoint_views
 from reskd.distill.distiller import KDWeights, feature_map_shape, flat_map_warning, freeze
 from reskd.efficiency import flops
 from reskd.engine import distributed as dist_utils
-from reskd.engine.checkpoint import save_checkpoint
+from reskd.checkpoint import checkpoint_context, save_checkpoint
 from reskd.engine.evaluate import evaluate
 from reskd.engine.runtime import (autocast_dtype, pick_device, pick_precision, precision_name,
                                   prepare_model, share_cpu_with_workers)
@@ -150,20 +150,6 @@ def make_test_loader(cfg: Config, dataset):
 
 def _on_cuda(cfg: Config) -> bool:
     return pick_device(cfg.runtime.device).type == "cuda"
-
-
-def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None,
-                       views: dict) -> dict:
-    """What a checkpoint carries besides weights; `views` is the test-view recipe
-    (`ViewSpec.record()`), followed by test, predict and the analysis commands."""
-    d = cfg.data
-    return {"config": to_dict(cfg), "classes": classes, "model_kwargs": kwargs, "size": d.size,
-            "views": views, "test_average": d.test_average,
-            "frames": d.clip_len or d.num_segments,
-            "sampling": {"num_segments": d.num_segments, "clip_len": d.clip_len,
-                         "frame_interval": d.frame_interval, "test_clips": d.test_clips,
-                         "test_crops": d.test_crops, "short_side_ratio": d.short_side_ratio},
-            "mean": list(d.mean), "std": list(d.std), "gmacs": gmacs}
 
 
 def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print):

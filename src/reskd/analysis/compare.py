@@ -32,7 +32,7 @@ from typing import Sequence
 import yaml
 
 from reskd.config import Config, to_dict
-from reskd.engine.checkpoint import LATEST, load_checkpoint, write_text_atomic
+from reskd.checkpoint import LATEST, load_checkpoint, write_text_atomic
 
 SPEED = "speed.json"
 # Keys that say where a run lives or how it logs, not what it trains.

@@ -28,7 +28,6 @@ commutes with that per-channel affine map, so this equals normalising the shrunk
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reskd.checkpoint import recorded_views
 from reskd.config import CROP_POSITIONS, CROPS, SHRINK_FILTERS
 
 Box = tuple[int, int, int, int]  # top, left, height, width
@@ -341,72 +341,14 @@ class ViewSpec:
         return record
 
 
-class RecipeAssumedWarning(UserWarning):
-    """A checkpoint made before view recipes were recorded: its test views are guessed."""
-
-
-def checkpoint_sizes(ckpt: dict) -> tuple[int, ...]:
-    """The input sizes a checkpoint's model runs at: an any-resolution student's recorded
-    `student_sizes`, else its one size."""
-    return tuple((ckpt.get("views") or {}).get("student_sizes") or (ckpt["size"],))
-
-
-def check_size(ckpt: dict, size: int | None, path: str | Path = "checkpoint") -> int:
-    """`size` (None: the checkpoint's own), or a ValueError listing the sizes it supports."""
-    supported = checkpoint_sizes(ckpt)
-    if size is None:
-        return ckpt["size"]
-    if size not in supported:
-        several = len(supported) > 1
-        raise ValueError(
-            f"{path} supports --size {', '.join(map(str, supported))}"
-            + (" (an any-resolution student, distill.student_sizes)" if several else
-               " only (a student trained at one size; distill.student_sizes trains one for "
-               "several)") + f"; got --size {size}")
-    return size
-
-
-def checkpoint_at_size(ckpt: dict, size: int | None, path: str | Path = "checkpoint") -> dict:
-    """`ckpt` as the checkpoint of the network deployed at `size` (one of `checkpoint_sizes`;
-    None: its own). An any-resolution student's comes back as a shallow copy describing the
-    ordinary network for that size, so test, predict and export make its views and report its
-    cost: "size", the view recipe's size and "gmacs" are that size's, and neither the recipe's
-    `student_sizes` nor the builder's `bn_sizes` is left (`load_model_checkpoint` puts that
-    network's weights in "model"). Any other checkpoint is returned as it is."""
-    size = check_size(ckpt, size, path)
-    if len(checkpoint_sizes(ckpt)) == 1:
-        return ckpt
-    views = {k: v for k, v in ckpt["views"].items() if k != "student_sizes"}
-    kwargs = {k: v for k, v in ckpt["model_kwargs"].items() if k != "bn_sizes"}
-    return {**ckpt, "size": size, "views": {**views, "size": size}, "model_kwargs": kwargs,
-            "gmacs": (ckpt.get("gmacs_by_size") or {}).get(size, ckpt.get("gmacs"))}
-
-
 def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint",
                      size: int | None = None) -> ViewSpec:
     """The test-view recipe of a checkpoint's model at `size` (one of `checkpoint_sizes`;
-    None: its own): its recorded `"views"`, or for a checkpoint made before they were
-    recorded, views resized straight to its size with antialiasing (how reskd tested every
-    model then), with a `RecipeAssumedWarning` saying so. A recipe recorded before
-    `test_short_side_ratio` was tests at its `short_side_ratio`, as it was trained."""
-    ckpt = checkpoint_at_size(ckpt, size, path)
-    views = ckpt.get("views")
-    if views is None:
-        size, s = ckpt["size"], ckpt["sampling"]
-        downsample_to = ckpt.get("config", {}).get("data", {}).get("downsample_to", 0)
-        warnings.warn(
-            f"{path} records no view recipe (made before reskd recorded one); assuming its "
-            f"test views are the frames resized straight to {size} px with antialiasing (short "
-            f"side {round(size * s['short_side_ratio'])}, crop {size}), as reskd tested every "
-            f"model then. A student distilled back then was trained on its teacher's crop "
-            f"shrunk bilinearly: retrain it to test it on views made as in training.",
-            RecipeAssumedWarning, stacklevel=2)
-        return ViewSpec(sizes=(size,), crop_size=size, shrink="antialias",
-                        short_side_ratio=s["short_side_ratio"], mean=tuple(ckpt["mean"]),
-                        std=tuple(ckpt["std"]), downsample_to=downsample_to)
+    None: its own), as `reskd.checkpoint.recorded_views` reads it."""
+    views = recorded_views(ckpt, path, size)
     return ViewSpec(sizes=(views["size"],), crop_size=views["crop_size"], shrink=views["shrink"],
                     short_side_ratio=views["short_side_ratio"],
-                    test_short_side_ratio=views.get("test_short_side_ratio", 0.0),
-                    mean=tuple(views["mean"]),
-                    std=tuple(views["std"]), downsample_to=views["downsample_to"],
+                    test_short_side_ratio=views["test_short_side_ratio"],
+                    mean=tuple(views["mean"]), std=tuple(views["std"]),
+                    downsample_to=views["downsample_to"],
                     student_sizes=tuple(views.get("student_sizes", ())))

@@ -264,8 +264,8 @@ def bench_report(*, model_name: str | None = None, checkpoint: str | None = None
         raise ValueError(f"modes must be distinct names from {', '.join(MODES)}, got {modes!r}")
     settings = {mode: mode_settings(mode, device) for mode in modes}  # validates names early
     if checkpoint is not None:  # an any-resolution student runs at the sizes it supports only
-        from reskd.data.transforms import check_size, checkpoint_sizes
-        from reskd.engine.checkpoint import load_checkpoint
+        from reskd.checkpoint import check_size, checkpoint_sizes
+        from reskd.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(checkpoint)
         if len(checkpoint_sizes(ckpt)) > 1:

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reskd.engine.checkpoint import write_text_atomic
+from reskd.checkpoint import write_text_atomic
 from reskd.models.fold import NotFoldable, fold_batchnorm, has_batchnorm
 
 

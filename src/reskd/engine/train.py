@@ -47,7 +47,7 @@ from reskd.distill.distiller import (KDWeights, distill_loss, multi_size_distill
 from reskd.data.transforms import ViewSpec
 from reskd.distill.losses import classification_loss, top1_hits
 from reskd.engine import distributed as dist_utils
-from reskd.engine.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
+from reskd.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
                                      epoch_checkpoints, find_resume_checkpoint,
                                      prune_epoch_checkpoints, save_checkpoint)
 from reskd.engine.runtime import autocast

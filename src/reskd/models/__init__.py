@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reskd.data.transforms import checkpoint_at_size
+from reskd.checkpoint import checkpoint_at_size
 from reskd.models.base import read_state_dict
 from reskd.models.resnet import TORCHVISION_RESNETS, ResNetTrunk
 from reskd.models.size_bn import at_size, with_size_batchnorm
@@ -257,7 +257,7 @@ def load_model_checkpoint(path: str | Path, size: int | None = None) -> tuple[nn
     lists them): an any-resolution student comes back as the ordinary network for that size
     (its BatchNorms for it, `size_bn.at_size`) with the checkpoint of that network
     (`checkpoint_at_size`: size, view recipe, GMACs, builder options and weights)."""
-    from reskd.engine.checkpoint import load_checkpoint
+    from reskd.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     at = checkpoint_at_size(ckpt, size, path)

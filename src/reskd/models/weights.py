@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reskd.engine.checkpoint import FORMAT
+from reskd.checkpoint import FORMAT
 from reskd.models import mmaction
 from reskd.models.resnet import TORCHVISION_RESNETS
 

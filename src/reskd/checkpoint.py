@@ -19,10 +19,13 @@ import pickle
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, BinaryIO
 
 import torch
+
+from reskd.config import Config, to_dict
 
 FORMAT = "reskd-checkpoint/1"
 LATEST = "checkpoint.pt"
@@ -197,3 +200,85 @@ def find_resume_checkpoint(out_dir: str | Path,
         best = (ckpt, path)
         break
     return best
+
+
+class RecipeAssumedWarning(UserWarning):
+    """A checkpoint made before view recipes were recorded: its test views are guessed."""
+
+
+def checkpoint_sizes(ckpt: dict) -> tuple[int, ...]:
+    """The input sizes a checkpoint's model runs at: an any-resolution student's recorded
+    `student_sizes`, else its one size."""
+    return tuple((ckpt.get("views") or {}).get("student_sizes") or (ckpt["size"],))
+
+
+def check_size(ckpt: dict, size: int | None, path: str | Path = "checkpoint") -> int:
+    """`size` (None: the checkpoint's own), or a ValueError listing the sizes it supports."""
+    supported = checkpoint_sizes(ckpt)
+    if size is None:
+        return ckpt["size"]
+    if size not in supported:
+        several = len(supported) > 1
+        raise ValueError(
+            f"{path} supports --size {', '.join(map(str, supported))}"
+            + (" (an any-resolution student, distill.student_sizes)" if several else
+               " only (a student trained at one size; distill.student_sizes trains one for "
+               "several)") + f"; got --size {size}")
+    return size
+
+
+def checkpoint_at_size(ckpt: dict, size: int | None, path: str | Path = "checkpoint") -> dict:
+    """`ckpt` as the checkpoint of the network deployed at `size` (one of `checkpoint_sizes`;
+    None: its own). An any-resolution student's comes back as a shallow copy describing the
+    ordinary network for that size, so test, predict and export make its views and report its
+    cost: "size", the view recipe's size and "gmacs" are that size's, and neither the recipe's
+    `student_sizes` nor the builder's `bn_sizes` is left (`load_model_checkpoint` puts that
+    network's weights in "model"). Any other checkpoint is returned as it is."""
+    size = check_size(ckpt, size, path)
+    if len(checkpoint_sizes(ckpt)) == 1:
+        return ckpt
+    views = {k: v for k, v in ckpt["views"].items() if k != "student_sizes"}
+    kwargs = {k: v for k, v in ckpt["model_kwargs"].items() if k != "bn_sizes"}
+    return {**ckpt, "size": size, "views": {**views, "size": size}, "model_kwargs": kwargs,
+            "gmacs": (ckpt.get("gmacs_by_size") or {}).get(size, ckpt.get("gmacs"))}
+
+
+def recorded_views(ckpt: dict, path: str | Path = "checkpoint", size: int | None = None) -> dict:
+    """The test-view recipe (`"views"`, as `reskd.data.transforms.ViewSpec.record` writes it) of
+    a checkpoint's model at `size` (one of `checkpoint_sizes`; None: its own). For a checkpoint
+    made before recipes were recorded: views resized straight to its size with antialiasing
+    (how reskd tested every model then), with a `RecipeAssumedWarning` saying so. A recipe
+    recorded before `test_short_side_ratio` tests at its `short_side_ratio`, as it was
+    trained."""
+    ckpt = checkpoint_at_size(ckpt, size, path)
+    views = ckpt.get("views")
+    if views is None:
+        size, s = ckpt["size"], ckpt["sampling"]
+        warnings.warn(
+            f"{path} records no view recipe (made before reskd recorded one); assuming its "
+            f"test views are the frames resized straight to {size} px with antialiasing (short "
+            f"side {round(size * s['short_side_ratio'])}, crop {size}), as reskd tested every "
+            f"model then. A student distilled back then was trained on its teacher's crop "
+            f"shrunk bilinearly: retrain it to test it on views made as in training.",
+            RecipeAssumedWarning, stacklevel=3)
+        return {"size": size, "crop_size": size, "shrink": "antialias",
+                "short_side_ratio": s["short_side_ratio"],
+                "test_short_side_ratio": s["short_side_ratio"],
+                "downsample_to": ckpt.get("config", {}).get("data", {}).get("downsample_to", 0),
+                "mean": list(ckpt["mean"]), "std": list(ckpt["std"])}
+    return {**views, "test_short_side_ratio": views.get("test_short_side_ratio")
+            or views["short_side_ratio"]}
+
+
+def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None,
+                       views: dict) -> dict:
+    """What a checkpoint carries besides weights; `views` is the test-view recipe
+    (`ViewSpec.record()`), followed by test, predict and the analysis commands."""
+    d = cfg.data
+    return {"config": to_dict(cfg), "classes": classes, "model_kwargs": kwargs, "size": d.size,
+            "views": views, "test_average": d.test_average,
+            "frames": d.clip_len or d.num_segments,
+            "sampling": {"num_segments": d.num_segments, "clip_len": d.clip_len,
+                         "frame_interval": d.frame_interval, "test_clips": d.test_clips,
+                         "test_crops": d.test_crops, "short_side_ratio": d.short_side_ratio},
+            "mean": list(d.mean), "std": list(d.std), "gmacs": gmacs}

@@ -44,7 +44,7 @@ from typing import Sequence
 
 from reskd.analysis.compare import compare_runs, flat, markdown_table
 from reskd.config import Config, ConfigError, load_config
-from reskd.engine.checkpoint import write_text_atomic
+from reskd.checkpoint import write_text_atomic
 
 # Demo scale: the demo's data (6000 train, 1000 val clips) and recipe, fewer epochs and runs so
 # that each study stays under 30 minutes on the 2-core AVX2 CPU here (times in the README).
@@ -109,20 +109,20 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
     sets = ([] if sys.stderr.isatty() else ["runtime.progress=false"]) + list(overrides)
     if config is None:
         from reskd.data.synth import make_synth_dataset
-        from reskd.demo import demo_overrides
+        from reskd.experiments.demo import demo_overrides
 
         data_dir = Path(data_dir or out / "data")
         num_train, num_val = scale["num_train"], scale["num_val"]
         if (data_dir / "train.txt").is_file() and not (data_dir / "synth.json").is_file():
             log(f"[study] the videos listed in {data_dir} (train.txt, val.txt, classes.txt)")
             data = {"root": str(data_dir)}
-            label = f"the demo recipe on the videos listed in {data_dir} (reskd.demo)"
+            label = f"the demo recipe on the videos listed in {data_dir} (reskd.experiments.demo)"
         else:
             log(f"[study] synthetic videos ({num_train} train, {num_val} val) in {data_dir}")
             data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val,
                                       **(synth or {}))
             variant = "".join(f", {k}={v}" for k, v in (synth or {}).items())
-            label = f"the demo recipe on the embedded synthetic videos{variant} (reskd.demo)"
+            label = f"the demo recipe on the embedded synthetic videos{variant} (reskd.experiments.demo)"
         sets = [*demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0),
                 *demo_sets, *sets]
     elif not Path(config).is_file():
@@ -143,7 +143,7 @@ def execute(runs: Sequence[StudyRun], base: Base, out: Path, *, log=print,
     before; returns {run key: its study.json}. `should_stop` as in `run_train`: a stopped run
     saves its position and the study's rerun resumes it. `given`: records of runs made
     elsewhere (a teacher passed by path, `given_teacher`), usable as teachers."""
-    from reskd.engine.checkpoint import load_checkpoint
+    from reskd.checkpoint import load_checkpoint
     from reskd.engine.train import Interrupted
     from reskd.runs import run_train
 
@@ -225,7 +225,7 @@ def cell(s: dict) -> str:
 def given_teacher(run: StudyRun, path: str | Path) -> dict:
     """The record of a teacher trained before (`--teacher CKPT`) standing for `run`: its model,
     metrics and GMACs from the checkpoint; its training time is not this study's."""
-    from reskd.engine.checkpoint import load_checkpoint
+    from reskd.checkpoint import load_checkpoint
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"--teacher {path} does not exist; give a model.pt made by "

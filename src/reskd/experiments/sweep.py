@@ -78,7 +78,7 @@ def _meta_model(model_name: str | None, checkpoint: str | Path | None, *, frames
                          f"checkpoint={checkpoint!r}")
     ckpt = None
     if checkpoint is not None:
-        from reskd.engine.checkpoint import load_checkpoint
+        from reskd.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(checkpoint)
         kwargs = dict(ckpt["model_kwargs"])
@@ -87,7 +87,7 @@ def _meta_model(model_name: str | None, checkpoint: str | Path | None, *, frames
             raise ValueError(f"unknown model {model_name!r}; valid: {', '.join(ARCHS)}")
         kwargs = {"arch": model_name, "num_classes": _positive_int("num_classes", num_classes),
                   "num_segments": frames}  # num_segments: TSM shifts across exactly T frames
-    from reskd.data.transforms import check_size, checkpoint_sizes
+    from reskd.checkpoint import check_size, checkpoint_sizes
     from reskd.models import build_from_kwargs, drop_ignored_options
     from reskd.models.size_bn import at_size
 
@@ -201,9 +201,9 @@ def sweep(*, sizes: Sequence[int] | None = None, frames: int | None = None,
     trained students shown beside it as reference points. Writes OUT/sweep.md, OUT/sweep.json
     and OUT/tradeoff.png; returns the JSON payload.
     """
-    from reskd.data.transforms import check_size, checkpoint_sizes
+    from reskd.checkpoint import check_size, checkpoint_sizes
     from reskd.efficiency.benchmark import bench_report, fastest_default_mode, machine_facts
-    from reskd.engine.checkpoint import load_checkpoint
+    from reskd.checkpoint import load_checkpoint
     from reskd.engine.runtime import autocast_dtype, pick_device
     from reskd.models import drop_ignored_options
 

@@ -1,0 +1,1 @@
+"""Experiments built from runs: the demo, the studies and sweeps (the layer above `reskd.runs`)."""
