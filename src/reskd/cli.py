@@ -175,32 +175,40 @@ def cmd_study(args) -> int:
     return 0
 
 
+def _study_options(q, out: str) -> None:
+    """The options every `reskd study` command takes."""
+    q.add_argument("--out", default=out, help=f"study folder (default: {out}); a rerun "
+                   f"reuses its finished runs and resumes an interrupted one")
+    q.add_argument("--config", default=None, help="base YAML for paper scale (default: the "
+                   "demo recipe on the embedded synthetic videos)")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override on the base recipe (repeatable)")
+    q.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2")
+    q.add_argument("--epochs", type=int, default=None, help="epochs of every run "
+                   "(default at demo scale: 10 for resolution, 6 for ablation; else the config's)")
+    q.add_argument("--data", default=None, help="demo scale: folder of the synthetic videos "
+                   "(default OUT/data); a complete set there, e.g. the other study's or the "
+                   "demo's, is reused; a folder with train.txt, val.txt and classes.txt but "
+                   "no synth.json (e.g. `reskd data synth --kind textures`) is used as it is")
+    q.add_argument("--quick", action="store_true", help="tiny smoke run: numbers are "
+                   "not meaningful")
+
+
 def add_study_commands(sub) -> None:
-    """Inside build_parser(): `reskd study resolution|ablation` (reskd.experiments.studies)."""
+    """Inside build_parser(): `reskd study resolution|ablation|views|anyres|motion`
+    (reskd.experiments.studies)."""
     study = sub.add_parser("study", help="the paper's studies: Figure 1, Tables 5 and 6; and "
                            "how student views are shrunk")
     study = study.add_subparsers(dest="study_command", required=True)
+    add_figure_studies(study)
+    add_view_studies(study)
 
-    def common(q, out: str) -> None:
-        q.add_argument("--out", default=out, help=f"study folder (default: {out}); a rerun "
-                       f"reuses its finished runs and resumes an interrupted one")
-        q.add_argument("--config", default=None, help="base YAML for paper scale (default: the "
-                       "demo recipe on the embedded synthetic videos)")
-        q.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override on the base recipe (repeatable)")
-        q.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2")
-        q.add_argument("--epochs", type=int, default=None, help="epochs of every run "
-                       "(default at demo scale: 10 for resolution, 6 for ablation; else the config's)")
-        q.add_argument("--data", default=None, help="demo scale: folder of the synthetic videos "
-                       "(default OUT/data); a complete set there, e.g. the other study's or the "
-                       "demo's, is reused; a folder with train.txt, val.txt and classes.txt but "
-                       "no synth.json (e.g. `reskd data synth --kind textures`) is used as it is")
-        q.add_argument("--quick", action="store_true", help="tiny smoke run: numbers are "
-                       "not meaningful")
 
+def add_figure_studies(study) -> None:
+    """Inside add_study_commands(): `reskd study resolution|ablation` (Figure 1, Tables 5, 6)."""
     q = study.add_parser("resolution", help="Figure 1a (native vs up-sampled low-resolution "
                          "frames) and 1b (-H vs -S network)")
-    common(q, "study_resolution")
+    _study_options(q, "study_resolution")
     q.add_argument("--sizes", type=_int_list, default=None,
                    help="resolutions (default at demo scale: 64,32,16)")
     q.add_argument("--high", type=int, default=None, help="the high resolution frames are "
@@ -214,7 +222,7 @@ def add_study_commands(sub) -> None:
 
     q = study.add_parser("ablation", help="Table 5 (clip/frame/pixel-level KD) and Table 6 "
                          "(model vs resolution distillation), over seeds")
-    common(q, "study_ablation")
+    _study_options(q, "study_ablation")
     q.add_argument("--teacher-size", type=int, default=None,
                    help="teachers' resolution (default 64 at demo scale; required with --config)")
     q.add_argument("--teacher-set", action="append", metavar="KEY=VALUE", default=None,
@@ -223,9 +231,12 @@ def add_study_commands(sub) -> None:
                         "for arch resnet, model.arch=resnet152 for resnet50)")
     q.set_defaults(func=cmd_study)
 
+
+def add_view_studies(study) -> None:
+    """Inside add_study_commands(): `reskd study views|anyres|motion`."""
     q = study.add_parser("views", help="CE baseline vs ResKD student on views shrunk from the "
                          "teacher's crop bilinearly (authors) or with antialiasing, at 2x and 4x")
-    common(q, "study_views")
+    _study_options(q, "study_views")
     q.add_argument("--high", type=int, default=None, help="the teacher's size = the crop size "
                    "(default 64 at demo scale; required with --config)")
     q.add_argument("--sizes", type=_int_list, default=None,
@@ -239,7 +250,7 @@ def add_study_commands(sub) -> None:
 
     q = study.add_parser("anyres", help="one ResKD student for every resolution vs one per "
                          "resolution and CE baselines, over seeds")
-    common(q, "study_anyres")
+    _study_options(q, "study_anyres")
     q.add_argument("--high", type=int, default=None, help="the teacher's size = the crop size "
                    "(default 64 at demo scale; required with --config)")
     q.add_argument("--sizes", type=_int_list, default=None,
@@ -253,7 +264,7 @@ def add_study_commands(sub) -> None:
 
     q = study.add_parser("motion", help="labels that need motion: TSN vs TSM teachers, and a CE "
                          "baseline vs a ResKD TSM student, over seeds")
-    common(q, "study_motion")
+    _study_options(q, "study_motion")
     q.add_argument("--high", type=int, default=None, help="the teachers' size = the crop size "
                    "(default 64 at demo scale; required with --config)")
     q.add_argument("--size", type=int, default=None, help="the students' size (default 32 at "
@@ -280,7 +291,8 @@ def cmd_data_extract(args) -> int:
         report = extract_dataset(args.list, args.root, args.out, short_side=args.short_side,
                                  fps=args.fps, workers=args.workers, should_stop=stop)
     print(report.summary())
-    print(f"train on it with: --set data.format=rawframes --set data.root={Path(args.out) / 'frames'}"
+    print(f"train on it with: --set data.format=rawframes "
+          f"--set data.root={Path(args.out) / 'frames'}"
           f" --set data.train_list={report.list_path.resolve()}")
     return 1 if report.failed else 0
 
@@ -421,27 +433,24 @@ _SIZE_HELP = ("input size, one the checkpoint supports (an any-resolution studen
               "distill.student_sizes; default: the checkpoint's own)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from reskd.data.converters import DATASETS
+def _with_config(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A command that reads a YAML config and `--set` overrides (train, distill, test)."""
+    q = sub.add_parser(name, help=help)
+    q.add_argument("config", help="YAML config (see configs/)")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=0.02 (repeatable)")
+    return q
 
-    p = argparse.ArgumentParser(prog="reskd", description="Cross-resolution knowledge "
-                                "distillation (ResKD) for efficient video recognition.")
-    sub = p.add_subparsers(dest="command", required=True)
 
-    def with_config(name: str, help: str) -> argparse.ArgumentParser:
-        q = sub.add_parser(name, help=help)
-        q.add_argument("config", help="YAML config (see configs/)")
-        q.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set optim.lr=0.02 (repeatable)")
-        return q
-
-    q = with_config("train", "train a model (a teacher, or a baseline at any resolution)")
+def add_run_commands(sub) -> None:
+    """Inside build_parser(): train, distill, test, convert, compare, demo."""
+    q = _with_config(sub, "train", "train a model (a teacher, or a baseline at any resolution)")
     q.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
     q.set_defaults(func=cmd_train, distill=False)
-    q = with_config("distill", "distil a low-resolution student from a teacher checkpoint")
+    q = _with_config(sub, "distill", "distil a low-resolution student from a teacher checkpoint")
     q.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
     q.set_defaults(func=cmd_train, distill=True)
-    q = with_config("test", "multi-view test of a checkpoint on data.val_list")
+    q = _with_config(sub, "test", "multi-view test of a checkpoint on data.val_list")
     q.add_argument("--checkpoint", required=True, help="model.pt or checkpoint.pt of a run")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.add_argument("--size", type=int, default=None, help=_SIZE_HELP)
@@ -477,6 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_demo)
 
+
+
+def add_checkpoint_commands(sub) -> None:
+    """Inside build_parser(): predict and export, from a checkpoint alone."""
     q = sub.add_parser("predict", help="top-k classes of video files from a checkpoint alone")
     q.add_argument("videos", nargs="+", metavar="VIDEO")
     q.add_argument("--checkpoint", required=True, help="model.pt (or checkpoint.pt) of a run")
@@ -487,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--size", type=int, default=None, help=_SIZE_HELP)
     q.set_defaults(func=cmd_predict)
 
-    q = sub.add_parser("export", help="the student alone: verified ONNX, or a model-only checkpoint")
+    q = sub.add_parser("export", help="the student alone: verified ONNX, or a model-only "
+                       "checkpoint")
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--format", default="onnx", choices=["onnx", "checkpoint"])
     q.add_argument("--out", default=None, help="default: CKPT with .onnx / <stem>.student.pt")
@@ -511,12 +525,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "checkpoint's data.val_list)")
     q.set_defaults(func=cmd_export)
 
-    add_efficiency_commands(sub)
-    add_study_commands(sub)
 
+
+def add_viz_commands(sub) -> None:
+    """Inside build_parser(): `reskd viz erf|attention`."""
     viz = sub.add_parser("viz", help="Figure 4: ERF and attention, baseline vs ResKD")
     viz = viz.add_subparsers(dest="viz_command", required=True)
-    q = viz.add_parser("erf", help="effective receptive fields averaged over the videos' test clips")
+    q = viz.add_parser("erf", help="effective receptive fields averaged over the videos' test "
+                       "clips")
     q.add_argument("videos", nargs="+", metavar="VIDEO")
     q.add_argument("--baseline", required=True, help="baseline student checkpoint")
     q.add_argument("--reskd", required=True, help="ResKD student checkpoint")
@@ -533,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="attention.png")
     q.set_defaults(func=cmd_viz_attention)
 
+
+
+def add_data_commands(sub) -> None:
+    """Inside build_parser(): `reskd data synth|extract|prepare|convert|check`."""
     data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command",
                                                                         required=True)
     q = data.add_parser("synth", help="write an embedded video dataset (MP4 + lists)")
@@ -569,6 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--keyint", type=int, default=16, help="frames between keyframes")
     q.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     q.set_defaults(func=cmd_data_prepare)
+    add_data_convert_check(data)
+
+
+def add_data_convert_check(data) -> None:
+    """Inside add_data_commands(): `reskd data convert` and `reskd data check`."""
+    from reskd.data.converters import DATASETS
+
     q = data.add_parser("convert", help="official annotations -> train.txt/val.txt/classes.txt")
     q.add_argument("dataset", choices=DATASETS)
     q.add_argument("--out", required=True, help="folder for the lists")
@@ -597,6 +624,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="", help="write the unusable entries here, one "
                    "'path<TAB>reason' per line; use the file as data.exclude")
     q.set_defaults(func=cmd_data_check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole `reskd` parser (the docs generator calls it too)."""
+    p = argparse.ArgumentParser(prog="reskd", description="Cross-resolution knowledge "
+                                "distillation (ResKD) for efficient video recognition.")
+    sub = p.add_subparsers(dest="command", required=True)
+    add_run_commands(sub)
+    add_checkpoint_commands(sub)
+    add_efficiency_commands(sub)
+    add_study_commands(sub)
+    add_viz_commands(sub)
+    add_data_commands(sub)
     return p
 
 
