@@ -185,11 +185,11 @@ def _peak_growth_mb(path: str, mode: str, n: int) -> dict:
     import torch
 
     from reskd.data.decoders import decode_video
-    from reskd.data.transforms import ViewSpec
+    from reskd.data.transforms import Views
 
     torch.set_num_threads(1)
     seek, short = (False, 0) if mode == "sequential" else (True, SHORT_SIDE)
-    views = ViewSpec(sizes=(224, 112), crop_size=224)
+    views = Views(teacher_size=224, student_size=112, crop_size=224)
     rng = np.random.default_rng(0)
     decode_video(path, lambda _: np.array([n // 2]), seek=seek, short_side=short)  # warm
 

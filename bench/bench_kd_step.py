@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reskd.distill.distiller import KDWeights, freeze, set_teacher_mode
+from reskd.distill.distiller import Distiller, freeze
 from reskd.efficiency.benchmark import (bench_arguments, fastest_default_mode, interleaved_rates,
                                       machine_facts, parse_bench_arguments)
 from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
@@ -42,14 +42,13 @@ def make_step(teacher: nn.Module, student: nn.Module, *, teacher_x: torch.Tensor
     as the trainer's logging does."""
     optimizer = make_optimizer(student, optimizer="sgd", lr=0.01, momentum=0.9,
                                nesterov=True, weight_decay=1e-4)
-    set_teacher_mode(teacher, "train")
+    distiller = Distiller(teacher, student, feature=100.0)  # teacher BatchNorm in train mode
     student.train()
     batch = {"teacher": teacher_x, "student": student_x, "label": labels}
 
     def step() -> float:
         parts = train_step(student, batch, optimizer=optimizer, device=device,
-                           amp_dtype=amp_dtype, teacher=teacher,
-                           kd_weights=KDWeights(feature=100.0), grad_clip=20.0)
+                           amp_dtype=amp_dtype, distiller=distiller, grad_clip=20.0)
         return parts["loss"].item()  # a host sync, as the trainer's logging does
 
     return step

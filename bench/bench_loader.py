@@ -59,7 +59,7 @@ def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int 
                                       share_cpu_with_workers)
     from reskd.engine.train import make_optimizer, train_step
     from reskd.models import build_from_kwargs
-    from reskd.runs import kd_weights, make_dataset, make_train_loader, model_kwargs
+    from reskd.runs import distiller_for, make_dataset, make_train_loader, model_kwargs
 
     cfg = demo_config(data, out / name, size=size, epochs=15, seed=0)
     num_classes = len(data["classes"])
@@ -82,12 +82,12 @@ def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int 
                                bias_lr_mult=o.bias_lr_mult, backbone_lr_mult=o.backbone_lr_mult,
                                no_decay_names=o.no_decay_names)
     batch = next(iter(loader))
-    weights = kd_weights(cfg)
+    distiller = distiller_for(cfg, teacher, model) if teacher is not None else None
 
     def step() -> float:  # the views are made on the device from the uint8 crops, as train()
         views = {**batch, **dataset.views.views_of(batch["clip"].to(device))}
         parts = train_step(model, views, optimizer=optimizer, device=device, amp_dtype=amp,
-                           teacher=teacher, kd_weights=weights, grad_clip=o.grad_clip)
+                           distiller=distiller, grad_clip=o.grad_clip)
         return parts["loss"].item()
 
     def threads() -> None:
@@ -118,7 +118,7 @@ def paper_shape(data: Path, *, videos: int, quick: bool) -> dict:
     from reskd.data.formats import Entry
     from reskd.data.samplers import training_sampler
     from reskd.data.sampling import Sampling
-    from reskd.data.transforms import ViewSpec
+    from reskd.data.transforms import Views
     from reskd.distill.distiller import freeze
     from reskd.efficiency.flops import gmacs_per_video
     from reskd.experiments.sweep import PAPER_TABLE4
@@ -136,7 +136,7 @@ def paper_shape(data: Path, *, videos: int, quick: bool) -> dict:
         routes[f"original, keyframe every {keyint}"] = original
         routes[f"prepared copy of the key-{keyint} clip"] = prepared
     workers = default_workers()
-    views = ViewSpec(sizes=(224, 112), crop_size=224)
+    views = Views(teacher_size=224, student_size=112, crop_size=224)
     batch = 2
     results = {}
     for name, path in routes.items():

@@ -93,7 +93,7 @@ def _stub_tqdm_if_missing() -> str:
 
 TQDM_NOTE = _stub_tqdm_if_missing()
 
-from reskd.data.transforms import ViewSpec, normalize, shrink, to_tensor  # noqa: E402
+from reskd.data.transforms import Views, normalize, shrink, to_tensor  # noqa: E402
 from reskd.distill.distiller import KDWeights, freeze, set_teacher_mode  # noqa: E402
 from reskd.efficiency.benchmark import (bench_report, fastest_default_mode,  # noqa: E402
                                       interleaved_rates, machine_facts)
@@ -195,16 +195,16 @@ def print_peak(section: dict) -> None:
 def device_views(clips: torch.Tensor, *, student_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, T, H, W, C) uint8 clips at the crop size, on any device -> (teacher view
     (N, T, C, H, W), student view (N, T, C, s, s)), float32, on that device: the product's
-    `ViewSpec.views_of`, what the training loop runs on each batch (normalise, then shrink
+    `Views.views_of`, what the training loop runs on each batch (normalise, then shrink
     "bilinear", the default data.shrink)."""
-    spec = ViewSpec(sizes=(clips.shape[2], student_size))
+    spec = Views(teacher_size=clips.shape[2], student_size=student_size)
     views = spec.views_of(clips.permute(0, 1, 4, 2, 3))  # (N, T, C, H, W) uint8
     return views["teacher"], views["student"]
 
 
 def cpu_path_difference(clip: torch.Tensor, device: torch.device, student_size: int) -> float:
     """Max |device views - the CPU path's views| for one (T, H, W, C) uint8 clip."""
-    spec = ViewSpec(sizes=(clip.shape[1], student_size))
+    spec = Views(teacher_size=clip.shape[1], student_size=student_size)
     teacher = normalize(to_tensor(clip.numpy()), spec.mean, spec.std)  # (T, C, H, W)
     student = shrink(teacher, student_size, "bilinear")
     t_dev, s_dev = device_views(clip[None].to(device), student_size=student_size)

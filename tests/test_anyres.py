@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from conftest import write_still_videos
 from reskd.config import ConfigError, load_config, save_config
 from reskd.data import transforms as T
-from reskd.distill.distiller import KDWeights, distill_loss
+from reskd.distill.distiller import Distiller, KDWeights, distill_loss
 from reskd.distill.losses import classification_loss, feature_kd
 from reskd.checkpoint import checkpoint_at_size, checkpoint_sizes, load_checkpoint
 from reskd.engine.train import make_optimizer, train_step
@@ -82,11 +82,11 @@ def trained(still_video, tmp_path_factory) -> dict:
 def test_each_size_view_is_exactly_the_single_size_view(crop, shrink):
     frames = np.random.default_rng(1).integers(0, 256, (2, 90, 100, 3), dtype=np.uint8)
     common = dict(crop_size=crop, shrink=shrink, short_side_ratio=1.1, flip=True)
-    multi = T.ViewSpec(sizes=(TEACHER, 32), student_sizes=SIZES, **common)
+    multi = T.Views(teacher_size=TEACHER, student_size=32, student_sizes=SIZES, **common)
     got = multi.train(frames, np.random.default_rng(7))
     assert set(got) == {"teacher", "student", "students"} and set(got["students"]) == {16, 24}
     for size, view in [(32, got["student"]), *got["students"].items()]:
-        one = T.ViewSpec(sizes=(TEACHER, size), **common).train(frames, np.random.default_rng(7))
+        one = T.Views(teacher_size=TEACHER, student_size=size, **common).train(frames, np.random.default_rng(7))
         assert torch.equal(view, one["student"]), size
         assert torch.equal(got["teacher"], one["teacher"])
 
@@ -104,7 +104,7 @@ def test_a_step_trains_every_size_with_its_own_batchnorm():
              "label": torch.tensor([0, 1])}
     before = {s: first.norms[str(s)].running_mean.clone() for s in SIZES}
     parts = train_step(student, batch, optimizer=optimizer, device=torch.device("cpu"),
-                       teacher=teacher, grad_clip=20.0)
+                       distiller=Distiller(teacher, student), grad_clip=20.0)
     for s in SIZES:
         assert parts[f"s{s}_feature_kd"].item() > 0 and parts[f"s{s}_ce"].item() > 0
         assert not torch.equal(first.norms[str(s)].running_mean, before[s])  # each size's own
@@ -120,7 +120,7 @@ def test_a_step_trains_every_size_with_its_own_batchnorm():
     optimizer = make_optimizer(student, optimizer="adamw", lr=1e-3, momentum=0.9,
                                nesterov=False, weight_decay=0.0)
     parts = train_step(student, batch, optimizer=optimizer, device=torch.device("cpu"),
-                       teacher=teacher, kd_weights=KDWeights(sizes_per_step=2))
+                       distiller=Distiller(teacher, student, sizes_per_step=2))
     trained = {s for s in SIZES if f"s{s}_ce" in parts}
     assert len(trained) == 2 and 32 in trained
     (skipped,) = set(SIZES) - trained
@@ -264,7 +264,7 @@ def test_student_sizes_are_validated(still_video, tmp_path):
 def test_without_student_sizes_the_single_size_path_is_unchanged(trained, still_video, tmp_path):
     cfg = load_config(None, overrides(still_video, tmp_path, 32))
     assert "bn_sizes" not in model_kwargs(cfg, 2)
-    spec = T.ViewSpec(sizes=(TEACHER, 32), crop_size=TEACHER)
+    spec = T.Views(teacher_size=TEACHER, student_size=32, crop_size=TEACHER)
     frames = np.random.default_rng(2).integers(0, 256, (2, 72, 72, 3), dtype=np.uint8)
     views = spec.train(frames, np.random.default_rng(3))
     assert set(views) == {"teacher", "student"} and "student_sizes" not in spec.record()

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from reskd.models import build_from_kwargs
-from reskd.runs import kd_weights, make_dataset, model_kwargs, read_classes_for
+from reskd.runs import distiller_for, make_dataset, model_kwargs, read_classes_for
 from reskd.config import AUTHORS_TSN_RECIPE, Config, load_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -284,9 +284,10 @@ def test_one_training_step(path, data_root, tmp_path):
                                no_decay_names=o.no_decay_names)
     fc_before = model.fc.weight.detach().clone()
     model.train()
-    weights = kd_weights(cfg)
+    distiller = distiller_for(cfg, teacher, model) if teacher is not None else None
+    weights = distiller.weights if distiller is not None else None
     parts = train_step(model, batch, optimizer=optimizer, device=torch.device("cpu"),
-                       teacher=teacher, kd_weights=weights, grad_clip=o.grad_clip)
+                       distiller=distiller, grad_clip=o.grad_clip)
     if teacher is not None:
         on = {name for name, w in [("feature_kd", weights.feature), ("clip_kd", weights.clip),
                                    ("frame_kd", weights.frame),

@@ -95,7 +95,7 @@ def test_random_resized_falls_back_to_the_centre_as_torchvision():
 
 def test_random_resized_training_crop_is_resized_to_the_crop_size():
     frames = np.random.default_rng(0).integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
-    spec = T.ViewSpec(sizes=(32, 16), crop="random_resized", crop_area=(0.2, 0.5))
+    spec = T.Views(teacher_size=32, student_size=16, crop="random_resized", crop_area=(0.2, 0.5))
     crops = [spec.train_crop(frames, np.random.default_rng(seed)) for seed in range(4)]
     assert all(c.shape == (2, 3, 32, 32) and c.dtype == torch.uint8 for c in crops)
     assert not torch.equal(crops[0], crops[1])
@@ -122,25 +122,25 @@ def test_bad_crop_keys_are_errors_naming_the_key(override, named):
 def test_the_test_short_side_is_its_own():
     # crop 32: training from short side 40 (ratio 1.25), testing from short side 32 (1.0)
     frames = np.random.default_rng(0).integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
-    spec = T.ViewSpec(sizes=(32,), short_side_ratio=1.25, test_short_side_ratio=1.0,
+    spec = T.Views(student_size=32, short_side_ratio=1.25, test_short_side_ratio=1.0,
                       mean=(0.0,) * 3, std=(1 / 255,) * 3)
     assert spec.short_side(train=True) == 40 and spec.short_side(train=False) == 32
     # short side 32 is the frames' own: the test view is the frames' centre 32 x 32, exactly
     view = spec.test(frames, crops=1)[0]  # (T, C, 32, 32)
     assert torch.equal(view, T.to_tensor(frames[:, :, 8:40]))
-    same = T.ViewSpec(sizes=(32,), short_side_ratio=1.25, mean=(0.0,) * 3, std=(1 / 255,) * 3)
+    same = T.Views(student_size=32, short_side_ratio=1.25, mean=(0.0,) * 3, std=(1 / 255,) * 3)
     assert same.test_ratio == 1.25 and not torch.equal(same.test(frames, crops=1)[0], view)
 
 
 def test_the_recipe_records_the_test_short_side_and_old_recipes_test_at_the_train_one():
-    record = T.ViewSpec(sizes=(224, 112), short_side_ratio=256 / 224,
+    record = T.Views(teacher_size=224, student_size=112, short_side_ratio=256 / 224,
                         test_short_side_ratio=1.0).record()
     assert record["test_short_side_ratio"] == 1.0 and record["short_side_ratio"] == 256 / 224
     ckpt = {"size": 112, "views": record}
     assert T.checkpoint_views(ckpt).short_side(train=False) == 224
     old = {k: v for k, v in record.items() if k != "test_short_side_ratio"}
     assert T.checkpoint_views({"size": 112, "views": old}).short_side(train=False) == 256
-    assert T.ViewSpec(sizes=(112,)).record()["test_short_side_ratio"] == 256 / 224
+    assert T.Views(student_size=112).record()["test_short_side_ratio"] == 256 / 224
 
 
 def test_a_checkpoint_tests_at_its_recorded_short_side(tmp_path):

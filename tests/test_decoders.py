@@ -53,7 +53,7 @@ def test_a_test_sample_decodes_the_union_of_its_clips_once(tiny_video):
     from reskd.data.datasets import VideoDataset
     from reskd.data.formats import Entry
     from reskd.data.sampling import Sampling
-    from reskd.data.transforms import ViewSpec
+    from reskd.data.transforms import Views
 
     path, frames = tiny_video
 
@@ -65,7 +65,7 @@ def test_a_test_sample_decodes_the_union_of_its_clips_once(tiny_video):
             return super().read_frames(index, indices_for)
 
     ds = Counting([Entry(path.name, (0,))], path.parent, sampling=Sampling(num_segments=4),
-                  views=ViewSpec(sizes=(16,), short_side_ratio=1.0), train=False, num_classes=1,
+                  views=Views(student_size=16, short_side_ratio=1.0), train=False, num_classes=1,
                   test_clips=3, test_crops=3)
     item = ds[0]
     assert item["failed"] == "" and item["views"].shape == (9, 4, 3, 16, 16)
@@ -81,10 +81,10 @@ def test_views_from_the_dataset_match_the_float_path(tiny_video, size, exact):
     from reskd.data.datasets import VideoDataset
     from reskd.data.formats import Entry
     from reskd.data.sampling import Sampling
-    from reskd.data.transforms import ViewSpec
+    from reskd.data.transforms import Views
 
     path, _ = tiny_video  # 48x32
-    views = ViewSpec(sizes=(size,), short_side_ratio=1.0)
+    views = Views(student_size=size, short_side_ratio=1.0)
     ds = VideoDataset([Entry(path.name, (0,))], path.parent, sampling=Sampling(num_segments=4),
                       views=views, train=False, num_classes=1, test_clips=2)
     got = ds[0]["views"]  # (2, 4, 3, size, size)

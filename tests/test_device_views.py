@@ -1,6 +1,6 @@
 """Training views made on the model's device from uint8 crops: the numbers of the CPU path.
 
-The loader returns the uint8 crop; `ViewSpec.views_of` normalises and shrinks it where the
+The loader returns the uint8 crop; `Views.views_of` normalises and shrinks it where the
 model runs. These tests write out the float path the loader used to run per sample (to_tensor,
 short-side resize, crop, resize, flip, normalise, shrink) and compare."""
 
@@ -36,7 +36,7 @@ def clips(n: int, t: int, h: int, w: int) -> list[np.ndarray]:
 def test_demo_recipe_batched_on_the_device_equals_the_per_clip_float_path_exactly(shrink):
     # the demo: 64 px frames, crop 64, ratio 1, one scale, no flip: nothing is resized before
     # the shrink, so the uint8 crop is the frames and every number must match bit for bit
-    spec = T.ViewSpec(sizes=(64, 32), crop_size=64, shrink=shrink, short_side_ratio=1.0,
+    spec = T.Views(teacher_size=64, student_size=32, crop_size=64, shrink=shrink, short_side_ratio=1.0,
                       scales=(1.0,), flip=False)
     frames = clips(4, 2, 64, 64)
     crops = torch.stack([spec.train_crop(f, np.random.default_rng(i))
@@ -51,7 +51,7 @@ def test_demo_recipe_batched_on_the_device_equals_the_per_clip_float_path_exactl
 
 
 def test_resized_crops_differ_from_the_float_path_by_at_most_half_a_grey_level():
-    spec = T.ViewSpec(sizes=(64, 32), crop_size=64, shrink="bilinear")  # 256/224, 4 scales, flip
+    spec = T.Views(teacher_size=64, student_size=32, crop_size=64, shrink="bilinear")  # 256/224, 4 scales, flip
     frames = clips(6, 2, 90, 120)
     for i, f in enumerate(frames):
         views = spec.views_of(spec.train_crop(f, np.random.default_rng(i)))
@@ -71,7 +71,7 @@ def test_the_training_loader_returns_uint8_crops():
     DECODED["/nonexistent/a.mp4"] = clips(1, 4, 64, 64)[0]
     try:
         ds = VideoDataset([Entry("a.mp4", (3,))], "/nonexistent", sampling=Sampling(2),
-                          views=T.ViewSpec(sizes=(64, 32), crop_size=64), train=True,
+                          views=T.Views(teacher_size=64, student_size=32, crop_size=64), train=True,
                           num_classes=5, cache_decoded=True)
         item = ds[0]
     finally:
@@ -82,7 +82,7 @@ def test_the_training_loader_returns_uint8_crops():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_views_on_cuda_match_the_cpu():
-    spec = T.ViewSpec(sizes=(64, 32), crop_size=64)
+    spec = T.Views(teacher_size=64, student_size=32, crop_size=64)
     crops = torch.stack([spec.train_crop(f, np.random.default_rng(0)) for f in clips(2, 2, 80, 80)])
     cpu, gpu = spec.views_of(crops), spec.views_of(crops.cuda())
     for key in ("teacher", "student"):

@@ -4,7 +4,7 @@ import numpy as np
 
 from reskd.data.datasets import VideoDataset
 from reskd.data.sampling import Sampling
-from reskd.data.transforms import ViewSpec
+from reskd.data.transforms import Views
 from reskd.data.extract import extract_dataset, prepare_dataset
 from reskd.data.formats import read_list
 from conftest import numbered_frames, write_video
@@ -27,7 +27,7 @@ def test_extract_then_train_on_frames(tmp_path):
         assert min(im.size) == 32 and im.size == (48, 32)
 
     ds = VideoDataset(entries, out / "frames", sampling=Sampling(num_segments=3),
-                      views=ViewSpec(sizes=(32,), short_side_ratio=1.0), train=False,
+                      views=Views(student_size=32, short_side_ratio=1.0), train=False,
                       num_classes=3, format="rawframes")
     item = ds[1]
     assert item["failed"] == "" and item["views"].shape == (1, 3, 3, 32, 32)

@@ -209,7 +209,7 @@ def test_a_teacher_normalised_otherwise_sees_exactly_its_own_input():
 
 @pytest.mark.parametrize("arch", [*VIDEO_RESNET_ARCHS, *MVIT_ARCHS])
 def test_each_imported_arch_counts_gmacs_and_takes_a_distillation_step(arch):
-    from reskd.distill.distiller import freeze
+    from reskd.distill.distiller import Distiller, freeze
     from reskd.experiments.sweep import flops_report
 
     report = flops_report(model_name=arch, size=64, frames=4, num_classes=5)
@@ -221,7 +221,7 @@ def test_each_imported_arch_counts_gmacs_and_takes_a_distillation_step(arch):
     batch = {"student": clip(n=2, t=4, size=32), "teacher": clip(n=2, t=4, size=64, seed=1),
              "label": torch.tensor([0, 3])}
     parts = train_step(student, batch, optimizer=optimizer, device=torch.device("cpu"),
-                       teacher=teacher)
+                       distiller=Distiller(teacher, student))
     assert torch.isfinite(parts["loss"]) and parts["feature_kd"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
 

@@ -12,7 +12,7 @@ import torch
 from conftest import numbered_frames, write_video
 from reskd.data.datasets import VideoDataset
 from reskd.data.sampling import Sampling
-from reskd.data.transforms import ViewSpec
+from reskd.data.transforms import Views
 from reskd.data.formats import Entry
 from reskd.checkpoint import save_checkpoint
 from reskd.models import build_model
@@ -97,7 +97,7 @@ def test_views_equal_the_test_datasets_views(tmp_path, videos):
     dataset = VideoDataset(
         [Entry(videos["good1"].name, (0,))], videos["good1"].parent,
         sampling=Sampling.from_record(s),
-        views=ViewSpec(sizes=(ckpt["size"],), short_side_ratio=s["short_side_ratio"],
+        views=Views(student_size=ckpt["size"], short_side_ratio=s["short_side_ratio"],
                        mean=tuple(ckpt["mean"]), std=tuple(ckpt["std"])),
         train=False, num_classes=3, test_clips=s["test_clips"], test_crops=s["test_crops"])
     expected = dataset[0]["views"]

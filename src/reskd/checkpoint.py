@@ -244,7 +244,7 @@ def checkpoint_at_size(ckpt: dict, size: int | None, path: str | Path = "checkpo
 
 
 def recorded_views(ckpt: dict, path: str | Path = "checkpoint", size: int | None = None) -> dict:
-    """The test-view recipe (`"views"`, as `reskd.data.transforms.ViewSpec.record` writes it) of
+    """The test-view recipe (`"views"`, as `reskd.data.transforms.Views.record` writes it) of
     a checkpoint's model at `size` (one of `checkpoint_sizes`; None: its own). For a checkpoint
     made before recipes were recorded: views resized straight to its size with antialiasing
     (how reskd tested every model then), with a `RecipeAssumedWarning` saying so. A recipe
@@ -273,7 +273,7 @@ def recorded_views(ckpt: dict, path: str | Path = "checkpoint", size: int | None
 def checkpoint_context(cfg: Config, classes: list[str], kwargs: dict, gmacs: float | None,
                        views: dict) -> dict:
     """What a checkpoint carries besides weights; `views` is the test-view recipe
-    (`ViewSpec.record()`), followed by test, predict and the analysis commands."""
+    (`Views.record()`), followed by test, predict and the analysis commands."""
     d = cfg.data
     return {"config": to_dict(cfg), "classes": classes, "model_kwargs": kwargs, "size": d.size,
             "views": views, "test_average": d.test_average,

@@ -30,6 +30,21 @@ AUTHORS_TSN_RECIPE = {"model.fc_init_std": 0.001, "model.dropout_at": "clip",
                       "optim.bias_lr_mult": 2.0, "data.crop_positions": "fixed13"}
 # distill.pixel_logit_reduction's old names: "released" divided by K as "mean" does; "paper"
 # summed over classes, read from the paper's text but 400x the strength its alpha was set for
+# The allowed values of the choice keys, each list's one home (`validate` and the library
+# modules that take the same values import them from here).
+FORMATS = ("video", "rawframes")  # data.format: annotation-list kinds (reskd.data.formats)
+MULTI_LABEL_LOSSES = ("sample", "bce")  # data.multi_label_loss
+TEST_AVERAGES = ("prob", "logit")  # data.test_average: how test views are averaged
+BLOCKS = ("basic", "bottleneck")  # model.block (the custom "resnet" arch)
+STEMS = ("imagenet", "small")  # model.stem (the custom "resnet" arch)
+TEMPORAL = ("none", "shift")  # model.temporal: TSN or TSM (reskd.models)
+OPTIMIZERS = ("sgd", "adamw")  # optim.optimizer (reskd.engine)
+SCHEDULES = ("cosine", "step", "onecycle")  # optim.schedule (reskd.engine)
+PIXEL_LOGIT_REDUCTIONS = ("mean", "sum")  # distill.pixel_logit_reduction (reskd.distill)
+TEACHER_BN = ("train", "eval")  # distill.teacher_bn: the frozen teacher's BatchNorm mode
+SIZE_BN = ("private", "shared")  # distill.size_bn: an any-resolution student's BatchNorms
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # runtime.precision (reskd.engine.runtime)
+DEVICES = ("auto", "cpu", "cuda")  # runtime.device
 RENAMED_REDUCTIONS = {"released": "mean", "paper": "sum"}
 
 
@@ -280,22 +295,22 @@ def _check_choice(value: str, choices: tuple[str, ...], key: str) -> None:
 def validate(cfg: Config) -> None:
     """Range and choice checks that types alone cannot express."""
     d, m, o, k, r = cfg.data, cfg.model, cfg.optim, cfg.distill, cfg.runtime
-    _check_choice(d.format, ("video", "rawframes"), "data.format")
-    _check_choice(d.multi_label_loss, ("sample", "bce"), "data.multi_label_loss")
-    _check_choice(d.test_average, ("prob", "logit"), "data.test_average")
+    _check_choice(d.format, FORMATS, "data.format")
+    _check_choice(d.multi_label_loss, MULTI_LABEL_LOSSES, "data.multi_label_loss")
+    _check_choice(d.test_average, TEST_AVERAGES, "data.test_average")
     _check_choice(d.shrink, SHRINK_FILTERS, "data.shrink")
-    _check_choice(m.block, ("basic", "bottleneck"), "model.block")
-    _check_choice(m.stem, ("imagenet", "small"), "model.stem")
-    _check_choice(m.temporal, ("none", "shift"), "model.temporal")
+    _check_choice(m.block, BLOCKS, "model.block")
+    _check_choice(m.stem, STEMS, "model.stem")
+    _check_choice(m.temporal, TEMPORAL, "model.temporal")
     _check_choice(m.dropout_at, DROPOUT_AT, "model.dropout_at")
     if m.fc_init_std <= 0:
         raise ConfigError(f"model.fc_init_std: must be positive (0.01: mmaction2's heads; 0.001: "
                           f"the authors' TSN/TSM), got {m.fc_init_std}")
-    _check_choice(o.optimizer, ("sgd", "adamw"), "optim.optimizer")
-    _check_choice(o.schedule, ("cosine", "step", "onecycle"), "optim.schedule")
-    _check_choice(k.teacher_bn, ("train", "eval"), "distill.teacher_bn")
-    _check_choice(r.precision, ("auto", "bf16", "fp16", "fp32"), "runtime.precision")
-    _check_choice(r.device, ("auto", "cpu", "cuda"), "runtime.device")
+    _check_choice(o.optimizer, OPTIMIZERS, "optim.optimizer")
+    _check_choice(o.schedule, SCHEDULES, "optim.schedule")
+    _check_choice(k.teacher_bn, TEACHER_BN, "distill.teacher_bn")
+    _check_choice(r.precision, PRECISIONS, "runtime.precision")
+    _check_choice(r.device, DEVICES, "runtime.device")
     _check_choice(str(d.test_crops), ("1", "3"), "data.test_crops")
     for key, value in [("data.num_segments", d.num_segments), ("data.size", d.size),
                        ("data.batch_size", d.batch_size), ("data.test_clips", d.test_clips),
@@ -348,8 +363,8 @@ def validate(cfg: Config) -> None:
     if k.pixel_logit_reduction in RENAMED_REDUCTIONS:
         raise ConfigError(f"distill.pixel_logit_reduction: {k.pixel_logit_reduction!r} was "
                           f"renamed; use {RENAMED_REDUCTIONS[k.pixel_logit_reduction]!r}")
-    _check_choice(k.pixel_logit_reduction, ("mean", "sum"), "distill.pixel_logit_reduction")
-    _check_choice(k.size_bn, ("private", "shared"), "distill.size_bn")
+    _check_choice(k.pixel_logit_reduction, PIXEL_LOGIT_REDUCTIONS, "distill.pixel_logit_reduction")
+    _check_choice(k.size_bn, SIZE_BN, "distill.size_bn")
     _check_student_sizes(k.student_sizes, k.sizes_per_step, d.size)
 
 

@@ -26,8 +26,8 @@ from reskd.data.datasets import VideoDataset, make_loader, missing_files, prefet
 from reskd.data.formats import read_classes, read_list
 from reskd.data.samplers import ShardSampler, training_sampler
 from reskd.data.sampling import Sampling
-from reskd.data.transforms import ViewSpec, checkpoint_views
-from reskd.distill.distiller import KDWeights, feature_map_shape, flat_map_warning, freeze
+from reskd.data.transforms import Views, checkpoint_views
+from reskd.distill.distiller import Distiller, feature_map_shape, flat_map_warning, freeze
 from reskd.efficiency import flops
 from reskd.engine import distributed as dist_utils
 from reskd.checkpoint import checkpoint_context, save_checkpoint
@@ -69,11 +69,12 @@ def model_kwargs(cfg: Config, num_classes: int) -> dict:
                if cfg.distill.student_sizes and cfg.distill.size_bn == "private" else {})}
 
 
-def kd_weights(cfg: Config):
+def distiller_for(cfg: Config, teacher: torch.nn.Module, student: torch.nn.Module) -> Distiller:
+    """The `Distiller` of distill.* (the KD weights, temperature, teacher_bn)."""
     k = cfg.distill
-    return KDWeights(feature=k.alpha, clip=k.clip_kd, frame=k.frame_kd,
+    return Distiller(teacher, student, feature=k.alpha, clip=k.clip_kd, frame=k.frame_kd,
                      pixel_logit=k.pixel_logit_kd, temperature=k.temperature,
-                     pixel_logit_reduction=k.pixel_logit_reduction,
+                     pixel_logit_reduction=k.pixel_logit_reduction, teacher_bn=k.teacher_bn,
                      sizes_per_step=k.sizes_per_step)
 
 
@@ -116,7 +117,8 @@ def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, 
         log(f"warning: leaving out {len(missing)} missing entries of {path} (first: {head})")
         gone = set(missing)
         entries = [e for e in entries if e.path not in gone]
-    views = ViewSpec(sizes=sizes, crop_size=crop_size, shrink=d.shrink,
+    views = Views(student_size=sizes[-1], teacher_size=sizes[0] if len(sizes) == 2 else 0,
+                  crop_size=crop_size, shrink=d.shrink,
                      short_side_ratio=d.short_side_ratio,
                      test_short_side_ratio=d.test_short_side_ratio, crop=d.crop,
                      scales=d.crop_scales, crop_positions=d.crop_positions,
@@ -289,7 +291,7 @@ def run_convert(cfg: Config, source: str, out: str | Path, *, half: str = "stude
     d.size = size or ctx.get("size") or d.size
     if ctx.get("mean") is not None:
         d.mean, d.std = tuple(ctx["mean"]), tuple(ctx["std"])
-    views = ViewSpec(sizes=(d.size,), crop_size=d.crop_size, shrink=d.shrink,
+    views = Views(student_size=d.size, crop_size=d.crop_size, shrink=d.shrink,
                      short_side_ratio=d.short_side_ratio,
                      test_short_side_ratio=d.test_short_side_ratio, mean=d.mean, std=d.std,
                      downsample_to=d.downsample_to).record()
@@ -421,13 +423,14 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
             + f" on {len(train_set)} videos, {o.epochs} epochs, {device}, "
               f"{precision_name(amp)}{', channels_last' if r.channels_last else ''}; "
               f"{gmacs:.3f} GMACs per video; run folder {out}")
+    distiller = None if teacher is None else distiller_for(cfg, teacher, train_model)
     state = train(model=train_model, loader=loader, optimizer=optimizer, schedule=schedule,
                   epochs=o.epochs, device=device, amp_dtype=amp, out_dir=out, context=context,
-                  teacher=teacher, kd_weights=kd_weights(cfg), teacher_bn=cfg.distill.teacher_bn,
-                  grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
+                  distiller=distiller, grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
                   val_every=r.val_every, keep_checkpoints=r.keep_checkpoints,
                   should_stop=should_stop, progress=r.progress, tensorboard=r.tensorboard,
-                  log_every=r.log_every, views=train_set.views, accumulate=o.accumulate,
+                  log_every=r.log_every, transform=train_set.views.views_of,
+                  accumulate=o.accumulate,
                   log=log)
     val = state.history[-1].get("val", {}) if state.history else {}
     return {"out": str(out), "model": str(out / "model.pt"), "val": val}

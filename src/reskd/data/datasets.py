@@ -1,11 +1,11 @@
 """The video `Dataset` and its loader: annotation entries in, normalised views and labels out.
 
 A training sample carries its views by name, cut from the same crop and flip
-(`ViewSpec.train`): "student" (the model being trained) and, when distilling, "teacher".
+(`Views.train`): "student" (the model being trained) and, when distilling, "teacher".
 A test sample carries "views": every test view of the video (`test_views_of_video`), all its
 clips from one decode of the union of their frames. Frames are decoded at the cost of the
 frames kept (`decoders.decode_video`) and shrunk in uint8 to the views' working short side
-(`ViewSpec.short_side`) before any float conversion.
+(`Views.short_side`) before any float conversion.
 Randomness comes from `numpy.random.default_rng((seed, epoch, index))`, so a sample does not
 depend on worker count or order (a resumed run sees the same clips).
 
@@ -29,7 +29,7 @@ from reskd.data.decoders import (DecodeError, IndexFn, decode_video, read_frame_
 from reskd.data.formats import Entry
 from reskd.data.pool import StopFn, pool_map
 from reskd.data.sampling import Sampling
-from reskd.data.transforms import ViewSpec
+from reskd.data.transforms import Views
 
 MAX_REPLACEMENTS = 10
 
@@ -41,7 +41,7 @@ class VideoDataset(Dataset):
     """Video files or raw-frame folders listed in `entries`, relative to `root`."""
 
     def __init__(self, entries: list[Entry], root: str | Path, *, sampling: Sampling,
-                 views: ViewSpec, train: bool, num_classes: int, format: str = "video",
+                 views: Views, train: bool, num_classes: int, format: str = "video",
                  frame_template: str = "img_{:05d}.jpg", multi_label: bool = False,
                  test_clips: int = 1, test_crops: int = 1, seed: int = 0,
                  cache_decoded: bool = False, multi_label_loss: str = "sample"):
@@ -77,7 +77,7 @@ class VideoDataset(Dataset):
 
     def read_frames(self, index: int, indices_for: IndexFn) -> np.ndarray:
         """Frames `indices_for(frame count)` of video `index`: (T, H, W, C) uint8, those larger
-        than the views' working short side shrunk to it (`ViewSpec.short_side`)."""
+        than the views' working short side shrunk to it (`Views.short_side`)."""
         entry, path = self.entries[index], self.path(index)
         if self.cache_decoded:  # the cache holds decoded sizes: datasets of other views share it
             if str(path) not in DECODED:
@@ -154,7 +154,7 @@ def read_frames(path: Path, indices_for: IndexFn, format: str = "video", num_fra
 
 
 def test_views_of_video(read: Callable[[IndexFn], np.ndarray], *, sampling: Sampling,
-                        views: ViewSpec, clips: int, crops: int) -> torch.Tensor:
+                        views: Views, clips: int, crops: int) -> torch.Tensor:
     """Every test view of one video from one decode pass: `read(indices_for)` returns the
     frames of all `clips` temporal clips at once, each clip gives `crops` spatial views as
     the run's recipe makes them. -> (clips * crops, T, C, S, S), clip-major.

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reskd.config import DataConfig
+
 
 def segment_indices(num_frames: int, num_segments: int, *, train: bool,
                     rng: np.random.Generator | None = None, clip: int = 0,
@@ -66,13 +68,16 @@ def dense_indices(num_frames: int, clip_len: int, frame_interval: int, *, train:
     return (indices % num_frames).astype(np.int64)
 
 
+_DATA = DataConfig()  # the defaults below are the config's (one home: reskd.config)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How one clip is read: TSN segments (clip_len 0) or dense windows (clip_len frames,
     frame_interval apart)."""
-    num_segments: int = 8
-    clip_len: int = 0
-    frame_interval: int = 1
+    num_segments: int = _DATA.num_segments
+    clip_len: int = _DATA.clip_len
+    frame_interval: int = _DATA.frame_interval
 
     @property
     def frames(self) -> int:

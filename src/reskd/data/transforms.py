@@ -28,17 +28,19 @@ commutes with that per-channel affine map, so this equals normalising the shrunk
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reskd.checkpoint import recorded_views
-from reskd.config import CROP_POSITIONS, CROPS, SHRINK_FILTERS
+from reskd.checkpoint import load_checkpoint, recorded_views
+from reskd.config import (CROP_POSITIONS, CROPS, IMAGENET_MEAN, IMAGENET_STD, SHRINK_FILTERS,
+                          DataConfig)
 
 Box = tuple[int, int, int, int]  # top, left, height, width
+_DATA = DataConfig()  # every default below is the config's (one home: reskd.config)
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -125,7 +127,7 @@ def fixed_crop_offsets(height: int, width: int, crop_h: int, crop_w: int) -> lis
 
 
 def multiscale_crop_box(height: int, width: int, scales: tuple[float, ...],
-                        rng: np.random.Generator, positions: str = "fixed13") -> Box:
+                        rng: np.random.Generator, positions: str = _DATA.crop_positions) -> Box:
     """A random multi-scale crop (TSN): a size from `multiscale_crop_sizes`, at one of the 13
     `fixed_crop_offsets` ("fixed13", the authors') or at any offset ("uniform")."""
     if positions not in CROP_POSITIONS:
@@ -181,9 +183,9 @@ def three_crop_boxes(height: int, width: int, size: int) -> list[Box]:
 
 def train_crop(frames: np.ndarray, crop_size: int, *, short_side_ratio: float,
                scales: tuple[float, ...], flip: bool, rng: np.random.Generator,
-               crop_kind: str = "multiscale", crop_positions: str = "fixed13",
-               crop_area: tuple[float, float] = (0.08, 1.0),
-               crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+               crop_kind: str = _DATA.crop, crop_positions: str = _DATA.crop_positions,
+               crop_area: tuple[float, float] = _DATA.crop_area,
+               crop_aspect: tuple[float, float] = _DATA.crop_aspect) -> torch.Tensor:
     """(T, H, W, C) uint8 -> (T, C, crop_size, crop_size) uint8: the training crop (short side
     round(crop_size * short_side_ratio), a random crop - "multiscale" (`multiscale_crop_box`
     with `scales` and `crop_positions`) or "random_resized" (`random_resized_crop_box` with
@@ -206,7 +208,7 @@ def train_crop(frames: np.ndarray, crop_size: int, *, short_side_ratio: float,
 
 
 def crop_views(clip: torch.Tensor, sizes: tuple[int, ...], *, mean: tuple[float, ...],
-               std: tuple[float, ...], shrink_filter: str = "bilinear",
+               std: tuple[float, ...], shrink_filter: str = _DATA.shrink,
                downsample_to: int = 0) -> list[torch.Tensor]:
     """(..., T, C, S, S) uint8 crops (one clip or a batch, on any device) -> one normalised
     float (..., T, C, s, s) view per size in `sizes`, each shrunk from the crop with
@@ -221,7 +223,7 @@ def crop_views(clip: torch.Tensor, sizes: tuple[int, ...], *, mean: tuple[float,
 def train_views(frames: np.ndarray, sizes: tuple[int, ...], *, short_side_ratio: float,
                 scales: tuple[float, ...], flip: bool, mean: tuple[float, ...],
                 std: tuple[float, ...], rng: np.random.Generator, crop_size: int = 0,
-                shrink_filter: str = "bilinear", downsample_to: int = 0,
+                shrink_filter: str = _DATA.shrink, downsample_to: int = 0,
                 **crop_recipe) -> list[torch.Tensor]:
     """(T, H, W, C) uint8 -> one normalised (T, C, s, s) view per size in `sizes`, all from one
     crop and flip at `crop_size` (0: sizes[0]), each shrunk from it with `shrink_filter`:
@@ -239,7 +241,7 @@ def train_views(frames: np.ndarray, sizes: tuple[int, ...], *, short_side_ratio:
 
 def test_views(frames: np.ndarray, size: int, *, short_side_ratio: float, crops: int,
                mean: tuple[float, ...], std: tuple[float, ...], crop_size: int = 0,
-               shrink_filter: str = "bilinear", downsample_to: int = 0) -> torch.Tensor:
+               shrink_filter: str = _DATA.shrink, downsample_to: int = 0) -> torch.Tensor:
     """(T, H, W, C) uint8 -> (crops, T, C, size, size): short side round(crop_size * ratio),
     centre or 3 crops of crop_size (0: size), each shrunk to `size` as `train_views` does."""
     crop_size = crop_size or size
@@ -254,29 +256,117 @@ def test_views(frames: np.ndarray, size: int, *, short_side_ratio: float, crops:
 
 
 @dataclass(frozen=True)
-class ViewSpec:
-    """The view recipe of a run, shared by training and testing: `sizes` are the views' side
-    lengths, (teacher, student) when distilling or (model,) otherwise, each shrunk with
-    `shrink` from one crop of `crop_size` (0: sizes[0]). `student_sizes` (an any-resolution
-    student's, `distill.student_sizes`) adds training views of the same crop at those sizes.
-    The training crop is `crop` ("multiscale": `scales`, `crop_positions`; "random_resized":
-    `crop_area`, `crop_aspect`) from short side crop x `short_side_ratio`; test crops come
-    from short side crop x `test_short_side_ratio` (0: `short_side_ratio`)."""
-    sizes: tuple[int, ...]
-    crop_size: int = 0
-    shrink: str = "bilinear"
-    short_side_ratio: float = 256 / 224
-    test_short_side_ratio: float = 0.0
-    crop: str = "multiscale"
-    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
-    crop_positions: str = "fixed13"
-    crop_area: tuple[float, float] = (0.08, 1.0)
-    crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)
-    flip: bool = True
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    downsample_to: int = 0  # > 0: the crop keeps only this many pixels a side (Figure 1a)
+class Views:
+    """The view recipe: how a clip becomes the teacher's and the student's inputs, the same in
+    training, testing and every later use of the checkpoint (it is recorded there).
+
+    One crop of `crop_size` (0: `teacher_size`, else `student_size`) is cut from each clip and
+    shrunk with `shrink` to `teacher_size` (224 in the paper; 0 for a model trained alone) and
+    to `student_size` (112 or less), normalised with `mean` / `std` (in [0, 1] units, per RGB
+    channel). Teacher and student views share crop and flip. `student_sizes` (an
+    any-resolution student's, `distill.student_sizes`) adds views of the same crop at those
+    sizes. The training crop is `crop` ("multiscale": `scales`, `crop_positions`;
+    "random_resized": `crop_area`, `crop_aspect`) from short side crop x `short_side_ratio`;
+    test crops come from short side crop x `test_short_side_ratio` (0: `short_side_ratio`).
+    Every default is `reskd.config.DataConfig`'s.
+
+    In your own loop: `teacher_view, student_view = views(clips)` on a batch of uint8 crops
+    (N, T, C, H, W), on any device (`__call__`); `views.train_crop(frames, rng)` makes such a
+    crop from decoded frames (T, H, W, C) uint8 in a dataset.
+    """
+    student_size: int
+    teacher_size: int = 0
+    crop_size: int = _DATA.crop_size
+    shrink: str = _DATA.shrink
+    short_side_ratio: float = _DATA.short_side_ratio
+    test_short_side_ratio: float = _DATA.test_short_side_ratio
+    crop: str = _DATA.crop
+    scales: tuple[float, ...] = _DATA.crop_scales
+    crop_positions: str = _DATA.crop_positions
+    crop_area: tuple[float, float] = _DATA.crop_area
+    crop_aspect: tuple[float, float] = _DATA.crop_aspect
+    flip: bool = _DATA.flip
+    mean: tuple[float, ...] = _DATA.mean
+    std: tuple[float, ...] = _DATA.std
+    downsample_to: int = _DATA.downsample_to  # > 0: the crop keeps only this many pixels a side
     student_sizes: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("student_size", "teacher_size", "crop_size", "downsample_to"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Views({name}=...) must be a non-negative int, got {value!r}")
+        if self.student_size < 1:
+            raise ValueError(f"Views(student_size=...) must be at least 1, got "
+                             f"{self.student_size}")
+        if self.teacher_size and self.teacher_size < max((self.student_size, *self.student_sizes)):
+            raise ValueError(
+                f"Views(teacher_size={self.teacher_size}) is below the student size "
+                f"{max((self.student_size, *self.student_sizes))}: ResKD distils from high to low "
+                f"resolution; give the teacher the larger size (e.g. teacher_size=224, "
+                f"student_size=112)")
+        if self.crop_size and self.crop_size < self.sizes[0]:
+            raise ValueError(f"Views(crop_size={self.crop_size}) is below the largest view "
+                             f"({self.sizes[0]} px): views are shrunk from the crop; give 0 (the "
+                             f"largest view's size) or at least {self.sizes[0]}")
+        for name, choices in (("shrink", SHRINK_FILTERS), ("crop", CROPS),
+                              ("crop_positions", CROP_POSITIONS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"Views({name}=...) must be one of {', '.join(choices)}, got "
+                                 f"{getattr(self, name)!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError(f"Views(mean=..., std=...) need one value per RGB channel, got "
+                             f"mean={self.mean!r}, std={self.std!r}")
+        if max(self.mean) > 1 or min(self.std) <= 0 or max(self.std) > 1:
+            raise ValueError(f"Views(mean=..., std=...) are in [0, 1] units (ImageNet's: "
+                             f"{IMAGENET_MEAN}, {IMAGENET_STD}), got mean={self.mean!r}, "
+                             f"std={self.std!r}")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The views' sizes, largest first: (teacher_size, student_size), or (student_size,)
+        for a model trained alone."""
+        return (self.teacher_size, self.student_size) if self.teacher_size else (
+            self.student_size,)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict | str | Path, *, teacher_size: int = 0,
+                        size: int | None = None) -> Views:
+        """The recipe a reskd checkpoint (a path or a loaded dict) recorded for its model at
+        `size` (None: its own), as test, predict and export use it; `teacher_size` > 0 adds a
+        teacher view of that size shrunk from the same crop (distilling that model further)."""
+        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        views = checkpoint_views(ckpt, "checkpoint" if isinstance(checkpoint, dict)
+                                 else checkpoint, size)
+        if not teacher_size:
+            return views
+        return replace(views, teacher_size=teacher_size,
+                       crop_size=max(views.crop_size, teacher_size))
+
+    def __call__(self, clips: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """uint8 crops (N, T, C, H, W) or (T, C, H, W), on any device -> (teacher view
+        (..., T, C, teacher_size, teacher_size) or None without a teacher, student view
+        (..., T, C, student_size, student_size)), normalised float32. A crop whose side is not
+        the crop size is resized to it first (bilinear, antialiased), as the training crop is.
+        """
+        if not isinstance(clips, torch.Tensor) or clips.dtype != torch.uint8:
+            got = clips.dtype if isinstance(clips, torch.Tensor) else type(clips).__name__
+            raise TypeError(
+                f"Views expects uint8 pixels (0-255), got {got}: the views are normalised "
+                f"here with mean/std, so pass the decoded frames as they are (a float clip "
+                f"in [0, 1] would be normalised twice); convert with (clip * 255).round()"
+                f".to(torch.uint8) if you hold floats")
+        if clips.dim() not in (4, 5) or clips.shape[-3] != 3:
+            raise ValueError(f"Views expects crops (N, T, C, H, W) or (T, C, H, W) with C = 3 "
+                             f"(channels before height and width), got shape "
+                             f"{tuple(clips.shape)}")
+        side = self.crop_size or self.sizes[0]
+        if tuple(clips.shape[-2:]) != (side, side):
+            lead = clips.shape[:-3]
+            x = resize(clips.reshape(-1, *clips.shape[-3:]).float(), (side, side))
+            clips = to_uint8(x).reshape(*lead, *clips.shape[-3:-2], side, side)
+        views = self.views_of(clips)
+        return views.get("teacher"), views["student"]
 
     @property
     def test_ratio(self) -> float:
@@ -342,13 +432,13 @@ class ViewSpec:
 
 
 def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint",
-                     size: int | None = None) -> ViewSpec:
+                     size: int | None = None) -> Views:
     """The test-view recipe of a checkpoint's model at `size` (one of `checkpoint_sizes`;
     None: its own), as `reskd.checkpoint.recorded_views` reads it."""
     views = recorded_views(ckpt, path, size)
-    return ViewSpec(sizes=(views["size"],), crop_size=views["crop_size"], shrink=views["shrink"],
-                    short_side_ratio=views["short_side_ratio"],
-                    test_short_side_ratio=views["test_short_side_ratio"],
-                    mean=tuple(views["mean"]), std=tuple(views["std"]),
-                    downsample_to=views["downsample_to"],
-                    student_sizes=tuple(views.get("student_sizes", ())))
+    return Views(student_size=views["size"], crop_size=views["crop_size"],
+                 shrink=views["shrink"], short_side_ratio=views["short_side_ratio"],
+                 test_short_side_ratio=views["test_short_side_ratio"],
+                 mean=tuple(views["mean"]), std=tuple(views["std"]),
+                 downsample_to=views["downsample_to"],
+                 student_sizes=tuple(views.get("student_sizes", ())))

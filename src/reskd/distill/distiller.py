@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from reskd.config import PIXEL_LOGIT_REDUCTIONS, TEACHER_BN, DistillConfig
 from reskd.distill.losses import (classification_loss, clip_kd, feature_kd, frame_kd,
                                   pixel_logit_kd)
 from reskd.models.size_bn import set_size
@@ -28,8 +29,9 @@ def freeze(teacher: nn.Module) -> nn.Module:
 
 def set_teacher_mode(teacher: nn.Module, bn: str) -> None:
     """eval() for everything (dropout off), then BatchNorm back to train() when bn == "train"."""
-    if bn not in ("train", "eval"):
-        raise ValueError(f"teacher BatchNorm mode must be 'train' or 'eval', got {bn!r}")
+    if bn not in TEACHER_BN:
+        raise ValueError(f"teacher BatchNorm mode must be one of {', '.join(TEACHER_BN)}, got "
+                         f"{bn!r}")
     teacher.eval()
     if bn == "train":
         for m in teacher.modules():
@@ -72,17 +74,32 @@ def flat_map_warning(student_maps: dict[int, tuple[int, ...]], teacher_map: tupl
             f"over positions); use {' or '.join(fixes)} so the student's map is at least 2x2")
 
 
+_KD = DistillConfig()  # the defaults below are the config's (one home: reskd.config)
+
+
 @dataclass(frozen=True)
 class KDWeights:
     """Weights of the KD terms (0 = off) and the logit-KD temperature; see DistillConfig.
     `sizes_per_step` is the any-resolution student's (0: every size each step)."""
-    feature: float = 100.0
-    clip: float = 0.0
-    frame: float = 0.0
-    pixel_logit: float = 0.0
-    temperature: float = 4.0
-    pixel_logit_reduction: str = "mean"
-    sizes_per_step: int = 0
+    feature: float = _KD.alpha
+    clip: float = _KD.clip_kd
+    frame: float = _KD.frame_kd
+    pixel_logit: float = _KD.pixel_logit_kd
+    temperature: float = _KD.temperature
+    pixel_logit_reduction: str = _KD.pixel_logit_reduction
+    sizes_per_step: int = _KD.sizes_per_step
+
+    def __post_init__(self) -> None:
+        for name in ("feature", "clip", "frame", "pixel_logit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"the {name} KD weight must be >= 0 (0: off), got "
+                                 f"{getattr(self, name)}")
+        if self.temperature <= 0:
+            raise ValueError(f"the logit-KD temperature must be > 0, got {self.temperature}")
+        if self.pixel_logit_reduction not in PIXEL_LOGIT_REDUCTIONS:
+            raise ValueError(f"pixel_logit_reduction must be one of "
+                             f"{', '.join(PIXEL_LOGIT_REDUCTIONS)}, got "
+                             f"{self.pixel_logit_reduction!r}")
 
 
 @torch.no_grad()
@@ -174,3 +191,68 @@ def multi_size_distill_loss(student: nn.Module, teacher: nn.Module,
                     out[f"s{s}_{name}"] = value
     out["logits"] = parts["logits"]
     return out
+
+
+class Distiller(nn.Module):
+    """ResKD's loss as a module for any training loop: the frozen teacher and the student.
+
+    The teacher is frozen the three ways the CLI does it: its parameters get requires_grad
+    False (so `student.parameters()` is what an optimizer takes; the teacher is never in it),
+    it runs under `torch.no_grad`, and it is never wrapped in DDP (wrap the student, then hand
+    the wrapper in). `teacher_bn` is its BatchNorm mode: "train" (batch statistics, the
+    authors') or "eval"; `distiller.train()` / `.eval()` switch the student only.
+
+    `distiller(teacher_view, student_view, labels)` -> {"loss", "ce", "kd", "logits", and one
+    entry per active term: "feature_kd", "clip_kd", "frame_kd", "pixel_logit_kd"}: CE on the
+    student's logits plus `feature` x MSE(teacher map, student map resized bilinearly to it)
+    and the weighted logit-KD terms (KL at `temperature`). Only "loss" carries gradients.
+    Views: teacher (N, T, C, H, W), student (N, T, C, h, w), the same crop at two sizes
+    (`reskd.Views`); labels (N,) class indices, or (N, K) multi-hot. An any-resolution
+    student takes a dict {size: view} as `student_view` and `size=` its own size; the loss is
+    summed over the sizes (`multi_size_distill_loss`). Feature KD needs the teacher's and the
+    student's maps to have the same channels and time steps.
+    """
+
+    def __init__(self, teacher: nn.Module, student: nn.Module, *, feature: float = _KD.alpha,
+                 clip: float = _KD.clip_kd, frame: float = _KD.frame_kd,
+                 pixel_logit: float = _KD.pixel_logit_kd, temperature: float = _KD.temperature,
+                 pixel_logit_reduction: str = _KD.pixel_logit_reduction,
+                 teacher_bn: str = _KD.teacher_bn, sizes_per_step: int = _KD.sizes_per_step):
+        super().__init__()
+        core = student.module if hasattr(student, "module") else student
+        for name, model in (("teacher", teacher), ("student", core)):
+            missing = [m for m in ("features", "head") if not hasattr(model, m)]
+            if missing:
+                raise TypeError(
+                    f"Distiller's {name} ({type(model).__name__}) has no {', '.join(missing)}: "
+                    f"it needs reskd's video model API (features(x) -> pre-pool map (N, T', C, "
+                    f"h, w), head(map) -> logits); build it with reskd.build_model or load it "
+                    f"with reskd.load_model")
+        self.weights = KDWeights(feature=feature, clip=clip, frame=frame,
+                                 pixel_logit=pixel_logit, temperature=temperature,
+                                 pixel_logit_reduction=pixel_logit_reduction,
+                                 sizes_per_step=sizes_per_step)
+        set_teacher_mode(teacher, teacher_bn)
+        self.teacher = freeze(teacher)
+        self.student = student
+        self.teacher_bn = teacher_bn
+
+    def train(self, mode: bool = True) -> "Distiller":
+        """The student's mode; the teacher stays in its own (`teacher_bn`)."""
+        self.training = mode
+        self.student.train(mode)
+        set_teacher_mode(self.teacher, self.teacher_bn)
+        return self
+
+    def forward(self, teacher_view: torch.Tensor,
+                student_view: torch.Tensor | dict[int, torch.Tensor], labels: torch.Tensor, *,
+                size: int | None = None) -> dict:
+        if isinstance(student_view, dict):
+            if size not in student_view:
+                raise ValueError(f"an any-resolution student's views {sorted(student_view)} "
+                                 f"need size= one of them (the student's own), got {size}")
+            return multi_size_distill_loss(self.student, self.teacher, student_view,
+                                           teacher_view, labels, size=size,
+                                           weights=self.weights)
+        return distill_loss(self.student, self.teacher, student_view, teacher_view, labels,
+                            weights=self.weights)

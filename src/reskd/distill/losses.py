@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from reskd.config import PIXEL_LOGIT_REDUCTIONS
+
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Softmax cross-entropy for class indices (N,); binary cross-entropy for multi-hot (N, K)
@@ -55,9 +57,6 @@ def feature_kd(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor
 # convention of the authors' only released loss, KLDivLoss(reduction='mean'), which also
 # divides by the number of classes K: `pixel_logit_kd`'s default reduction "mean". The T^2 factor (Hinton et al. 2015) keeps the
 # gradient scale independent of T; alpha is applied by the caller.
-
-
-PIXEL_LOGIT_REDUCTIONS = ("mean", "sum")
 
 
 def _soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:

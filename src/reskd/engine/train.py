@@ -42,9 +42,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from reskd.distill.distiller import (KDWeights, distill_loss, multi_size_distill_loss,
-                                     set_teacher_mode)
-from reskd.data.transforms import ViewSpec
+from reskd.config import SCHEDULES
+from reskd.distill.distiller import Distiller, KDWeights
 from reskd.distill.losses import classification_loss, top1_hits
 from reskd.engine import distributed as dist_utils
 from reskd.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
@@ -171,9 +170,6 @@ def base_lr(optimizer: torch.optim.Optimizer) -> float:
     return g["lr"] / g.get("lr_mult", 1.0)
 
 
-SCHEDULES = ("cosine", "step", "onecycle")
-
-
 def make_schedule(*, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: float,
                   warmup_start_factor: float = 0.0, milestones: tuple[int, ...] = (),
                   gamma: float = 0.1) -> Schedule:
@@ -263,21 +259,20 @@ _NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # passes loss and step
 
 
 def _loss_parts(model: nn.Module, batch: dict, *, device: torch.device,
-                amp_dtype: torch.dtype | None, teacher: nn.Module | None,
-                kd_weights: KDWeights) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+                amp_dtype: torch.dtype | None,
+                distiller: Distiller | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """(loss parts, labels) of one batch: the forward passes of `train_step`."""
     student_x = batch["student"].to(device, non_blocking=True)
     labels = batch["label"].to(device)
     with autocast(device, amp_dtype):
-        if teacher is not None and "students" in batch:
+        if distiller is not None:
             teacher_x = batch["teacher"].to(device, non_blocking=True)
-            views = {s: x.to(device, non_blocking=True) for s, x in batch["students"].items()}
-            size = student_x.shape[-1]
-            parts = multi_size_distill_loss(model, teacher, {**views, size: student_x},
-                                            teacher_x, labels, size=size, weights=kd_weights)
-        elif teacher is not None:
-            teacher_x = batch["teacher"].to(device, non_blocking=True)
-            parts = distill_loss(model, teacher, student_x, teacher_x, labels, weights=kd_weights)
+            if "students" in batch:  # an any-resolution student: every size, its own last
+                size = student_x.shape[-1]
+                views = {s: x.to(device, non_blocking=True) for s, x in batch["students"].items()}
+                parts = distiller(teacher_x, {**views, size: student_x}, labels, size=size)
+            else:
+                parts = distiller(teacher_x, student_x, labels)
         else:
             logits = model(student_x)
             ce = classification_loss(logits, labels)
@@ -305,15 +300,16 @@ def _mean_parts(micro: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
 
 def train_step(model: nn.Module, batch: dict | list[dict], *,
                optimizer: torch.optim.Optimizer, device: torch.device,
-               amp_dtype: torch.dtype | None = None, teacher: nn.Module | None = None,
-               kd_weights: KDWeights = KDWeights(), grad_clip: float = 0.0,
+               amp_dtype: torch.dtype | None = None, distiller: Distiller | None = None,
+               grad_clip: float = 0.0,
                scaler: torch.amp.GradScaler | None = None) -> dict[str, torch.Tensor]:
-    """One optimisation step on one batch: forward (and the frozen teacher's, when
+    """One optimisation step of `model` on one batch: forward (and the frozen teacher's, when
     distilling), loss, backward, grad-norm clip, optimizer step; autocast to `amp_dtype`,
     gradients scaled by `scaler` (fp16) when given.
 
-    `batch` holds "student" (N, T, C, h, w), "label" and, with a teacher, "teacher"
-    (N, T, C, H, W); the loss is CE, plus the weighted KD terms with a teacher. Returns the
+    `batch` holds "student" (N, T, C, h, w), "label" and, with a `distiller` (whose student
+    is `model`), "teacher" (N, T, C, H, W); the loss is CE, or the distiller's CE + weighted
+    KD terms. Returns the
     loss parts, detached: "loss", "ce", each "*kd" term, "logits", "hits" (clips whose top
     class is a label, for train top-1) and "grad_norm" (before clipping). Raises `NonFiniteLossError`
     before the update when the loss is not finite, so the weights stay good. The learning-rate
@@ -340,7 +336,7 @@ def train_step(model: nn.Module, batch: dict | list[dict], *,
         last = i == k - 1
         with model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext():
             parts, labels = _loss_parts(model, one, device=device, amp_dtype=amp_dtype,
-                                        teacher=teacher, kd_weights=kd_weights)
+                                        distiller=distiller)
             scaler.scale(parts["loss"] / k).backward()
         micro.append({**parts, "loss": parts["loss"].detach(),
                       "hits": top1_hits(parts["logits"], labels)})
@@ -432,7 +428,7 @@ def _add_step(sums: dict, parts: dict, n: int, skipped: list[str]) -> None:
 
 
 def _interval_curves(now: dict, last: dict, *, lr: float, seconds: float, waited: float,
-                     kd_weights: KDWeights) -> dict:
+                     kd_weights: KDWeights | None) -> dict:
     """The curve points of the steps between two readings of the epoch sums: mean loss parts
     per clip, each KD term raw and weighted, lr, grad norm, train top-1, clips/s, data wait."""
     clips = max(1, now["clips"] - last.get("clips", 0))
@@ -469,14 +465,15 @@ def _epoch_record(totals: dict, *, epoch: int, step: int, lr: float, world: int,
 
 def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedule: Schedule,
           epochs: int, device: torch.device, amp_dtype: torch.dtype | None, out_dir: Path,
-          context: dict, teacher: nn.Module | None = None, kd_weights: KDWeights = KDWeights(),
-          teacher_bn: str = "train", grad_clip: float = 0.0, resume: bool = False,
+          context: dict, distiller: Distiller | None = None, grad_clip: float = 0.0,
+          resume: bool = False,
           evaluate_fn: Callable[[nn.Module], dict] | None = None, val_every: int = 0,
           keep_checkpoints: int = 2, should_stop: Callable[[], str | None] | None = None,
           progress: bool = True, tensorboard: bool = True, log_every: int = 10,
-          views: ViewSpec | None = None, accumulate: int = 1,
+          transform: Callable[[torch.Tensor], dict] | None = None, accumulate: int = 1,
           log: Callable[[str], None] = print) -> TrainState:
-    """Trains `model` (the student when `teacher` is given) and returns the final state.
+    """Trains `model` and returns the final state; with a `distiller` (`reskd.Distiller`,
+    whose student is `model`), distils it from the distiller's teacher.
 
     `model` may be DDP-wrapped; checkpoints store the unwrapped weights. `context` (config,
     classes, sizes, ...) goes into every checkpoint. `evaluate_fn(model)` returns metrics.
@@ -484,7 +481,8 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     done steps without decoding them. `should_stop()` returns a reason (e.g. "SIGTERM") to
     stop after the current step, or None. Each step is `train_step`; a loader that returns
     uint8 training crops ("clip", as `VideoDataset` does) has them copied to `device` and made
-    into the step's views there by `views.views_of` (normalised, shrunk to each size), so
+    into the step's views there by `transform` (e.g. `reskd.Views.views_of`: normalised,
+    shrunk to each size, {"student", "teacher", "students"}), so
     uint8 crosses the process boundary and the device does the resizing. Every `log_every` steps
     the loss parts are read from the device (the only sync of the loop besides the step's own
     finiteness check) for the progress bar and, with `tensorboard`, the curves
@@ -522,8 +520,11 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                              scheduler=scheduler, scaler=scaler, device=device,
                              global_batch=global_batch, batch_size=loader.batch_size,
                              accumulate=accumulate, log=log)
-    if teacher is not None:
-        set_teacher_mode(teacher, teacher_bn)
+    if distiller is not None:
+        if distiller.student is not model:
+            raise ValueError("train(): the distiller's student must be the model being trained "
+                             "(the same object, DDP wrapper included)")
+        distiller.train()
     resumed = state.step > 0
     writer = (open_writer(out_dir, resume_step=state.step + 1 if resumed else None, log=log)
               if tensorboard and is_main else None)
@@ -599,11 +600,11 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             for i, batch in enumerate(micro):
                 skipped += [s for s in batch["skipped"] if s]
                 if "clip" in batch:
-                    micro[i] = {**batch, **views.views_of(batch["clip"].to(device,
-                                                                           non_blocking=True))}
+                    micro[i] = {**batch, **transform(batch["clip"].to(device,
+                                                                      non_blocking=True))}
             try:
                 parts = train_step(model, micro, optimizer=optimizer, device=device,
-                                   amp_dtype=amp_dtype, teacher=teacher, kd_weights=kd_weights,
+                                   amp_dtype=amp_dtype, distiller=distiller,
                                    grad_clip=grad_clip, scaler=scaler)
             except NonFiniteLossError as e:
                 have = (f"The last good checkpoint is {ckpt_path} (epoch {state.epoch}), "
@@ -623,7 +624,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                 now, t = _on_host(sums), time.perf_counter()
                 curves = _interval_curves(now, last, lr=base_lr(optimizer),
                                           seconds=t - last_time, waited=waited,
-                                          kd_weights=kd_weights)
+                                          kd_weights=distiller.weights if distiller else None)
                 bar.set_postfix(loss=f"{curves['loss']['loss']:.3f}")
                 if writer is not None:
                     write_scalars(writer, "", curves, state.step)
@@ -640,7 +641,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
         totals = dist_utils.all_reduce_sums(_on_host(sums), device)
         record = _epoch_record(totals, epoch=epoch + 1, step=state.step,
                                lr=base_lr(optimizer), world=world,
-                               distilled=teacher is not None)
+                               distilled=distiller is not None)
         if skipped and is_main:
             log(f"epoch {epoch + 1}: skipped {int(totals['skipped'])} undecodable video(s), "
                 f"replaced by other samples: " + "; ".join(s.split("\t")[0] for s in skipped[:5]))
