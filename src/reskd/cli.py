@@ -23,8 +23,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -315,6 +317,12 @@ def cmd_data_convert(args) -> int:
     report = convert(args.dataset, args.out, overwrite=args.overwrite,
                      **convert_sources(args.dataset, vars(args)))
     print(report.summary())
+    if args.dataset == "folders":
+        lists = "" if Path(args.out).absolute() == Path(args.root).absolute() else \
+            f" --lists {args.out}"
+        print(f"next: reskd data check {report.files['train']} --root {args.root}\n"
+              f"      reskd config new --data-root {args.root}{lists} --classes "
+              f"{report.num_classes} --out reskd.yaml")
     return 0
 
 
@@ -594,7 +602,7 @@ def add_data_commands(sub) -> None:
 
 def add_data_convert_check(data) -> None:
     """Inside add_data_commands(): `reskd data convert` and `reskd data check`."""
-    from reskd.data.converters import DATASETS
+    from reskd.data.converters import DATASETS, VAL_FRACTION, VIDEO_EXTENSIONS
 
     q = data.add_parser("convert", help="official annotations -> train.txt/val.txt/classes.txt")
     q.add_argument("dataset", choices=DATASETS)
@@ -609,6 +617,13 @@ def add_data_convert_check(data) -> None:
     q.add_argument("--label-base", type=int, default=0, help="1 for 1-based labels in split lists")
     q.add_argument("--format", choices=["video", "rawframes"], help="fcvid/minikinetics list kind")
     q.add_argument("--path-template", help="file name template, e.g. 'v_{video_id}.mp4'")
+    q.add_argument("--root", help="folders: the data root, ROOT/<class>/<video> or "
+                   "ROOT/train/<class>/... beside ROOT/val/<class>/...")
+    q.add_argument("--val-fraction", type=float, help=f"folders without val/: the share of each "
+                   f"class drawn for validation (default {VAL_FRACTION})")
+    q.add_argument("--seed", type=int, help="folders: seed of that draw (default 0)")
+    q.add_argument("--extensions", nargs="+", metavar="EXT", help=f"folders: video file "
+                   f"extensions (default: {' '.join(e[1:] for e in VIDEO_EXTENSIONS)})")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=cmd_data_convert)
     q = data.add_parser("check", help="find videos that cannot be decoded or are too short; "
@@ -626,10 +641,142 @@ def add_data_convert_check(data) -> None:
     q.set_defaults(func=cmd_data_check)
 
 
+_TEMPLATE_KEY = re.compile(r"\$\{([a-z_.]+)\}")  # ${data.size}, ${teacher_size} in the template
+
+
+def _yaml_value(value) -> str:
+    """One config value as an inline YAML scalar or list ("''", 0.01, [1.0, 0.875])."""
+    import yaml
+
+    value = list(value) if isinstance(value, tuple) else value
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def _list_path(lists: str | None, name: str, root: str) -> str:
+    """data.<list> for a file `name` in folder `lists` (None: the data root): relative to the
+    data root when inside it, else absolute."""
+    if lists is None:
+        return name
+    path = Path(lists, name).absolute()
+    try:
+        return path.relative_to(Path(root).absolute()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def config_template(*, teacher_size: int, student_size: int | None, arch: str, frames: int,
+                    classes: int, data_root: str, lists: str | None, file: str) -> str:
+    """The text of `reskd config new`: reskd/templates/config.yaml filled from `reskd.config`'s
+    defaults and the options given (a distil run whose teacher run is one `--set` away)."""
+    from importlib.resources import files
+
+    from reskd.config import validate
+    from reskd.models import ARCHS
+
+    student_size = teacher_size // 2 if student_size is None else student_size
+    if arch not in ARCHS:
+        close = difflib.get_close_matches(arch, ARCHS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"--arch {arch!r} is not an architecture reskd builds{hint}; choose "
+                         f"one of {', '.join(ARCHS)}")
+    for option, value in (("--teacher-size", teacher_size), ("--student-size", student_size),
+                          ("--frames", frames)):
+        if value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+    if student_size > teacher_size:
+        raise ValueError(f"--student-size {student_size} is above --teacher-size {teacher_size}: "
+                         f"the student sees the teacher's crop shrunk, never enlarged; give a "
+                         f"student size of at most {teacher_size} (e.g. {teacher_size // 2})")
+    if classes < 0:
+        raise ValueError(f"--classes must be >= 0 (0: the lines of the classes file), got "
+                         f"{classes}")
+    cfg = Config()
+    d = cfg.data
+    d.root = data_root if data_root is not None else d.root
+    d.train_list, d.val_list, d.classes = (_list_path(lists, f"{n}.txt", d.root)
+                                           for n in ("train", "val", "classes"))
+    d.size, d.crop_size, d.num_segments = student_size, teacher_size, frames
+    cfg.model.arch, cfg.model.num_classes = arch, classes
+    teacher_run = f"runs/teacher{teacher_size}"
+    cfg.distill.teacher = f"{teacher_run}/model.pt"
+    cfg.runtime.out = f"runs/reskd{student_size}"
+    validate(cfg)
+    extra = {"teacher_size": str(teacher_size), "student_size": str(student_size),
+             "file": file, "teacher_run": teacher_run,
+             "baseline_run": f"runs/baseline{student_size}"}
+
+    def fill(match: re.Match) -> str:
+        key = match.group(1)
+        if key in extra:
+            return extra[key]
+        section, name = key.split(".")
+        return _yaml_value(getattr(getattr(cfg, section), name))
+
+    text = files("reskd").joinpath("templates/config.yaml").read_text(encoding="utf-8")
+    return _TEMPLATE_KEY.sub(fill, text)
+
+
+def cmd_config_new(args) -> int:
+    text = config_template(teacher_size=args.teacher_size, student_size=args.student_size,
+                           arch=args.arch, frames=args.frames, classes=args.classes,
+                           data_root=args.data_root, lists=args.lists,
+                           file=args.out or "CONFIG.yaml")
+    if not args.out:
+        print(text, end="")
+        return 0
+    out = Path(args.out)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; choose another --out, or delete it first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}; check the data.* paths in it, then train the teacher with the first "
+          f"command in its header")
+    return 0
+
+
+def add_config_commands(sub) -> None:
+    """Inside build_parser(): `reskd config new`."""
+    from reskd.config import DataConfig, ModelConfig
+
+    config = sub.add_parser("config", help="write a config to start from")
+    config = config.add_subparsers(dest="config_command", required=True)
+    q = config.add_parser("new", help="a small, commented config for a teacher run and the "
+                          "ResKD student distilled from it")
+    q.add_argument("--teacher-size", type=int, default=DataConfig.size,
+                   help=f"the teacher's input side = the crop every model sees (default "
+                        f"{DataConfig.size})")
+    q.add_argument("--student-size", type=int, default=None,
+                   help="the student's input side (default: half the teacher's)")
+    q.add_argument("--arch", default=ModelConfig.arch, help=f"architecture of teacher and "
+                   f"student (default {ModelConfig.arch}; an unknown name is refused with the "
+                   f"list of valid ones)")
+    q.add_argument("--frames", type=int, default=DataConfig.num_segments,
+                   help=f"frames per clip (default {DataConfig.num_segments})")
+    q.add_argument("--classes", type=int, default=ModelConfig.num_classes, help="number of "
+                   "classes (default: the lines of the classes file)")
+    q.add_argument("--data-root", default=None, help="folder the data lists' paths are "
+                   "relative to (e.g. `reskd data convert folders --root`)")
+    q.add_argument("--lists", default=None, help="folder with train.txt, val.txt and "
+                   "classes.txt (`reskd data convert --out`; default: the data root)")
+    q.add_argument("--out", default=None, help="write the config to this file (default: print "
+                   "it)")
+    q.set_defaults(func=cmd_config_new)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reskd")
+    except PackageNotFoundError:  # a source tree on sys.path, never installed
+        return "unknown (not installed; pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole `reskd` parser (the docs generator calls it too)."""
     p = argparse.ArgumentParser(prog="reskd", description="Cross-resolution knowledge "
                                 "distillation (ResKD) for efficient video recognition.")
+    p.add_argument("--version", action="version", version=f"reskd {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     add_run_commands(sub)
     add_checkpoint_commands(sub)
@@ -637,6 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_commands(sub)
     add_viz_commands(sub)
     add_data_commands(sub)
+    add_config_commands(sub)
     return p
 
 

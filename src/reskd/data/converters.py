@@ -2,9 +2,10 @@
 
 Reads the published annotations of Kinetics-400 (the official CSVs), ActivityNet v1.3
 (`activity_net.v1-3.min.json`), Something-Something V2 (the labels / train / validation JSON
-files), FCVID and Mini-Kinetics (split lists, as released or as AR-Net ships them) and writes
-them in the list format of `reskd.data.formats`: `train.txt`, `val.txt`, `test.txt` (where the
-dataset has a labelled test split) and `classes.txt`.
+files), FCVID and Mini-Kinetics (split lists, as released or as AR-Net ships them), or a folder
+per class (`parse_folders`: UCF-101's layout, torchvision's and Hugging Face's video folders)
+and writes them in the list format of `reskd.data.formats`: `train.txt`, `val.txt`, `test.txt`
+(where the dataset has a labelled test split) and `classes.txt`.
 
 The `parse_*` functions read one dataset's files and return a `Conversion` (unpacks as
 `splits, classes`); `convert` runs one and writes the lists. Videos without a label are
@@ -20,6 +21,7 @@ import difflib
 import inspect
 import json
 import os
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,8 @@ __all__ = [
     "parse_sthv2",
     "parse_fcvid",
     "parse_minikinetics",
+    "VIDEO_EXTENSIONS",
+    "parse_folders",
     "PARSERS",
     "ConvertReport",
     "convert",
@@ -56,7 +60,7 @@ __all__ = [
     "convert_sources",
 ]
 
-DATASETS = ("kinetics400", "activitynet", "sthv2", "fcvid", "minikinetics")
+DATASETS = ("kinetics400", "activitynet", "sthv2", "fcvid", "minikinetics", "folders")
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class Conversion:
     """What a `parse_*` function found: entries per split, class names, skipped videos.
 
     `splits` maps "train" / "val" / "test" to entries (splits without entries are absent);
-    `skipped` maps a reason such as "test: no label" to a count. Unpacks as
+    `skipped` maps a reason such as "test: no label" to a count; `notes` are other things the
+    user should know (e.g. a class whose one video could only go to train). Unpacks as
     `splits, classes = parse_...(...)`.
     """
 
@@ -72,6 +77,7 @@ class Conversion:
     classes: list[str]
     format: str = "video"
     skipped: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.splits, self.classes))
@@ -343,12 +349,147 @@ def parse_minikinetics(train_list: PathLike, val_list: PathLike, *,
                               label_base=label_base, comma_labels=False, what="Mini-Kinetics")
 
 
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
+                    ".wmv", ".3gp", ".ogv")
+VAL_FRACTION = 0.2  # parse_folders: the share of each class drawn for validation
+_NOT_VIDEO = "not a video file, by its extension"
+_FOLDER_SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+
+
+def _extensions(extensions: Sequence[str]) -> tuple[str, ...]:
+    """"mp4", ".MP4" -> ".mp4"; an empty list is an error."""
+    if isinstance(extensions, str):
+        extensions = [extensions]
+    out = tuple("." + e.strip().lower().lstrip(".") for e in extensions if e.strip().strip("."))
+    if not out:
+        raise ValueError(f"extensions is empty; give file extensions such as mp4 avi (default: "
+                         f"{' '.join(e[1:] for e in VIDEO_EXTENSIONS)})")
+    return out
+
+
+def _class_videos(folder: Path, root: Path, extensions: tuple[str, ...],
+                  skipped: dict[str, int]) -> list[str]:
+    """Paths (relative to `root`, sorted) of the video files anywhere under one class folder;
+    other files are counted in `skipped`."""
+    videos, others = [], 0
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        if path.suffix.lower() in extensions and not path.name.startswith("."):
+            videos.append(path.relative_to(root).as_posix())
+        else:
+            others += 1
+    if others:
+        skipped[_NOT_VIDEO] = skipped.get(_NOT_VIDEO, 0) + others
+    if not videos:
+        raise ValueError(f"class folder {folder} holds no video file ({others} other file(s); "
+                         f"video extensions: {' '.join(extensions)}); add its videos, remove "
+                         f"the folder, or pass the extensions of its videos with --extensions")
+    return videos
+
+
+def _class_folders(folder: Path, skipped: dict[str, int]) -> dict[str, Path]:
+    """Class name -> folder for the sub-folders of `folder` (hidden ones left out); loose files
+    beside them are counted in `skipped`."""
+    classes = {}
+    for child in sorted(folder.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if child.is_dir():
+            classes[child.name] = child
+        else:
+            _count(skipped, "file outside a class folder")
+    return classes
+
+
+def _split_by_class(by_class: dict[str, list[str]], fraction: float, seed: int
+                    ) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
+    """Seeded and stratified: each class's videos shuffled and round(n * fraction) of them (at
+    least one, never all) drawn for validation. -> (train, val, classes with one video)."""
+    rng = random.Random(seed)
+    train, val, single = {}, {}, []
+    for name in sorted(by_class):
+        videos = sorted(by_class[name])
+        rng.shuffle(videos)
+        n_val = min(max(1, round(len(videos) * fraction)), len(videos) - 1) if fraction else 0
+        if fraction and len(videos) == 1:
+            single.append(name)
+        val[name], train[name] = sorted(videos[:n_val]), sorted(videos[n_val:])
+    return train, {k: v for k, v in val.items() if v}, single
+
+
+def _split_folders(root: Path, skipped: dict[str, int]) -> dict[str, Path]:
+    """split -> folder of class folders: ROOT/train, ROOT/val (or validation), ROOT/test when
+    ROOT/train exists, else ROOT itself as the train split."""
+    tops = {child.name: child for child in root.iterdir()
+            if child.is_dir() and not child.name.startswith(".")}
+    if "train" not in tops:
+        return {"train": root}
+    for name in sorted(set(tops) - set(_FOLDER_SPLITS)):
+        _count(skipped, f"folder {name}/ beside train/ (not val/, validation/ or test/)")
+    if "val" in tops and "validation" in tops:
+        raise ValueError(f"{root} holds both val/ and validation/; keep one of them")
+    return {_FOLDER_SPLITS[name]: folder for name, folder in sorted(tops.items())
+            if name in _FOLDER_SPLITS}
+
+
+def parse_folders(root: PathLike, *, val_fraction: float = VAL_FRACTION, seed: int = 0,
+                  extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Conversion:
+    """A folder per class, `root/<class>/<video>` (UCF-101's layout, torchvision's and Hugging
+    Face's video folders), or `root/train/<class>/...` beside `root/val/<class>/...` (or
+    `validation/`; a `test/` folder becomes a labelled test list).
+
+    Class names are the folder names, sorted (label i is the i-th). Videos are the files whose
+    extension is in `extensions` anywhere under a class folder; other files are skipped and
+    counted. Paths are relative to `root`: train with `data.root` = `root`. Without a val
+    folder, `val_fraction` of each class (at least one video, never its last) goes to val,
+    drawn with `seed`; a class with one video stays in train and is named in `notes`. A missing
+    root, a root without class folders and an empty class folder are errors.
+    """
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise FileNotFoundError(f"data root not found: {root_path} (resolved to "
+                                f"{root_path.absolute()}); expected ROOT/<class>/<video> or "
+                                f"ROOT/train/<class>/<video>")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1) (the share of each class drawn for "
+                         f"validation; 0: no val list), got {val_fraction}")
+    exts = _extensions(extensions)
+    skipped: dict[str, int] = {}
+    found: dict[str, dict[str, list[str]]] = {}  # split -> class name -> paths
+    for split, folder in _split_folders(root_path, skipped).items():
+        folders = _class_folders(folder, skipped)
+        if not folders:
+            raise ValueError(f"{folder} holds no class folder; expected {folder}/<class>/<video> "
+                             f"(one folder per class, named after it)")
+        found[split] = {name: _class_videos(d, root_path, exts, skipped)
+                        for name, d in folders.items()}
+    classes = sorted({name for by_class in found.values() for name in by_class})
+    notes = []
+    if "val" not in found:
+        found["train"], found["val"], single = _split_by_class(found["train"], val_fraction, seed)
+        if single:
+            more = " ..." if len(single) > 10 else ""
+            notes.append(f"{len(single)} class(es) with one video, kept in train only: "
+                         f"{', '.join(single[:10])}{more}")
+    index = {name: i for i, name in enumerate(classes)}
+    splits = {split: [Entry(path, (index[name],)) for name in sorted(by_class)
+                      for path in by_class[name]] for split, by_class in found.items()}
+    spaced = [e.path for entries in splits.values() for e in entries
+              if any(c.isspace() for c in e.path)]
+    if spaced:
+        raise ValueError(f"{len(spaced)} video path(s) under {root_path} contain whitespace "
+                         f"(first: {spaced[0]!r}), which the list format uses as its separator; "
+                         f"rename those files and folders (e.g. spaces to '_') and run again")
+    return Conversion(_ordered(splits), classes, "video", skipped, tuple(notes))
+
 PARSERS: dict[str, Callable[..., Conversion]] = {
     "kinetics400": parse_kinetics400,
     "activitynet": parse_activitynet,
     "sthv2": parse_sthv2,
     "fcvid": parse_fcvid,
     "minikinetics": parse_minikinetics,
+    "folders": parse_folders,
 }
 
 
@@ -363,12 +504,14 @@ class ConvertReport:
     num_classes: int
     format: str
     skipped: dict[str, int]  # reason -> number of videos left out
+    notes: tuple[str, ...] = ()  # what else the parser found (Conversion.notes)
 
     def summary(self) -> str:
         lines = [f"{self.dataset} -> {self.out_dir} ({self.format} lists)"]
         lines += [f"  {self.files[s].name:<12}{n:>9} videos" for s, n in self.counts.items()]
         lines.append(f"  {self.files['classes'].name:<12}{self.num_classes:>9} classes")
         lines += [f"  skipped {n} ({reason})" for reason, n in self.skipped.items()]
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -417,19 +560,21 @@ def convert(dataset: str, out_dir: PathLike, *, overwrite: bool = False,
     return ConvertReport(dataset=dataset, out_dir=out, files=files,
                          counts={s: len(e) for s, e in conversion.splits.items()},
                          num_classes=len(conversion.classes), format=conversion.format,
-                         skipped=dict(conversion.skipped))
+                         skipped=dict(conversion.skipped), notes=conversion.notes)
 
 
 # ---------------------------------------------------------------- `reskd data convert` options
 
 # The options of `reskd data convert` (argparse dest names: csv, json, labels, train, val, test,
-# classes, label_base, format, path_template) each dataset cannot do without.
+# classes, label_base, format, path_template, root, val_fraction, seed, extensions) each
+# dataset cannot do without.
 NEEDS: dict[str, tuple[str, ...]] = {
     "kinetics400": ("csv",),
     "activitynet": ("json",),
     "sthv2": ("labels", "train", "val"),
     "fcvid": ("train", "val"),
     "minikinetics": ("train", "val"),
+    "folders": ("root",),
 }
 
 # dataset -> {convert() keyword: option name}; path_template is added for every dataset.
@@ -442,6 +587,8 @@ _KEYWORDS: dict[str, dict[str, str]] = {
               "label_base": "label_base", "format": "format"},
     "minikinetics": {"train_list": "train", "val_list": "val", "classes_path": "classes",
                      "label_base": "label_base", "format": "format"},
+    "folders": {"root": "root", "val_fraction": "val_fraction", "seed": "seed",
+                "extensions": "extensions"},
 }
 
 
