@@ -1,4 +1,4 @@
-"""`reskd study resolution|ablation|views`: the paper's studies as commands.
+"""`reskd study resolution|ablation|views|anyres|motion`: the paper's studies as commands.
 
 - `resolution` (Section 3, Figure 1): (a) models trained and tested on frames of each low
   resolution r vs on the same frames up-sampled back to the high resolution (information loss
@@ -13,6 +13,8 @@
   testing of both the CE baseline and the ResKD student, at 2x and 4x reduction. It chose
   reskd's default `data.shrink`.
 
+Each study is a plan (`plan_<study>`: its runs on one base recipe, and the report its records
+make) for one driver, `run_study`, which trains, tabulates and writes every study the same way.
 A study is a list of ordinary `reskd train` / `reskd distill` runs, each in
 OUT/runs/<name>/seed<k>, built from one base recipe plus a few overrides: the demo's recipe on
 the embedded synthetic videos (default), or any YAML (`--config`, e.g. a Table 1 baseline)
@@ -38,13 +40,14 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Sequence
 
 from reskd.analysis.compare import compare_runs, flat, markdown_table
-from reskd.config import Config, ConfigError, load_config
 from reskd.checkpoint import write_text_atomic
+from reskd.config import Config, ConfigError, load_config
 
 # Demo scale: the demo's data (6000 train, 1000 val clips) and recipe, fewer epochs and runs so
 # that each study stays under 30 minutes on the 2-core AVX2 CPU here (times in the README).
@@ -122,7 +125,8 @@ def make_base(out: Path, *, config: str | None, overrides: Sequence[str], epochs
             data = make_synth_dataset(data_dir, num_train=num_train, num_val=num_val,
                                       **(synth or {}))
             variant = "".join(f", {k}={v}" for k, v in (synth or {}).items())
-            label = f"the demo recipe on the embedded synthetic videos{variant} (reskd.experiments.demo)"
+            label = (f"the demo recipe on the embedded synthetic videos{variant} "
+                     f"(reskd.experiments.demo)")
         sets = [*demo_overrides(data, out, size=DEMO_LOW, epochs=epochs or 1, seed=0),
                 *demo_sets, *sets]
     elif not Path(config).is_file():
@@ -256,11 +260,69 @@ def _seeds(seeds: Sequence[int]) -> list[int]:
 def _footer(base: Base, seeds: list[int], command: str, records: dict, seconds: float) -> list[str]:
     recipe = base.recipe
     trained = sum(r["seconds"] for r in records.values()) / 60
-    return ["", f"Recipe: {recipe}; overrides and every run's config are in runs/*/seed*/config.yaml.",
+    return ["", f"Recipe: {recipe}; overrides and every run's config are in "
+            f"runs/*/seed*/config.yaml.",
             f"Seeds: {', '.join(map(str, seeds))} (mean ± sample std, per-seed values in "
             f"brackets, when more than one). Training and testing the {len(records)} runs took "
             f"{trained:.1f} min (measured as each ran); this invocation {seconds / 60:.1f} min.",
             f"Reproduce: `{command}`", ""]
+
+def _label(metric: str) -> str:
+    """How the tables name the metric."""
+    return "mAP" if metric == "mAP" else "top-1"
+
+
+# ---------------------------------------------------------------------------------------------
+# The one study driver; each study below is a plan for it
+
+
+@dataclass
+class Report:
+    """What a study's records become: the Markdown between its title and the footer, the
+    payload's results (after the study's parameters) and, if it has one, a figure drawer."""
+    lines: list[str]
+    results: dict
+    plot: Callable[[Path], object] | None = None  # draws OUT/<study>.png
+
+
+@dataclass
+class Study:
+    """One study, planned: the five studies differ only in these fields; `run_study` is the
+    skeleton they share."""
+    name: str  # OUT/<name>.md, .json (and .png)
+    title: str  # the Markdown's first line
+    base: Base
+    runs: list[StudyRun]  # trained in order; a teacher given by path is not among them
+    params: dict  # the payload's parameters, in order; "seeds" among them
+    report: Callable[[dict[str, dict]], Report]  # {run key: study.json} -> its report
+    given: dict[str, dict] = field(default_factory=dict)  # records of runs made elsewhere
+
+
+def run_study(plan: Callable[..., Study], out: str | Path, *, command: str = "", log=print,
+              should_stop=None, **options) -> dict:
+    """Plans a study (`plan(out, log=log, **options)` checks the options and makes the base
+    recipe), trains its runs that are not done yet, and writes OUT/<study>.md, .json, .png (if
+    the study draws one) and compare/; returns the payload of OUT/<study>.json. `command`: the
+    command line the footer gives to reproduce it; `should_stop` as in `execute`."""
+    start = time.perf_counter()  # the invocation's time includes writing the synthetic videos
+    out = Path(out)
+    study = plan(out, log=log, **options)
+    records = execute(study.runs, study.base, out, log=log, should_stop=should_stop,
+                      given=study.given)
+    report = study.report(records)
+    seconds = time.perf_counter() - start
+    markdown = "\n".join([study.title, "", *report.lines,
+                          *_footer(study.base, study.params["seeds"], command, records, seconds)])
+    payload = {"study": study.name, "metric": study.base.metric, **study.params,
+               **report.results, "runs": records, "seconds": seconds}
+    _write(out, study.name, markdown, payload)
+    written = [out / f"{study.name}.md", out / f"{study.name}.json"]
+    if report.plot:
+        written.append(out / f"{study.name}.png")
+        report.plot(written[-1])
+    log(markdown)
+    log(f"[study] wrote {(', ' if report.plot else ' and ').join(map(str, written))}")
+    return payload
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,18 +353,12 @@ def resolution_runs(*, sizes: Sequence[int], high: int, s_sizes: Sequence[int],
     return runs
 
 
-def run_resolution_study(out: str | Path, *, config: str | None = None,
-                         overrides: Sequence[str] = (), sizes: Sequence[int] | None = None,
-                         high: int | None = None, s_sizes: Sequence[int] | None = None,
-                         s_set: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-                         epochs: int | None = None, quick: bool = False, command: str = "",
-                         data_dir: str | None = None, log=print,
-                         should_stop=None) -> dict:
-    """Figure 1 (a) and (b); returns the payload written to OUT/resolution.json."""
-    from reskd.analysis.plots import plot_resolution_study
-
-    start = time.perf_counter()
-    out = Path(out)
+def plan_resolution(out: Path, *, config: str | None = None, overrides: Sequence[str] = (),
+                    sizes: Sequence[int] | None = None, high: int | None = None,
+                    s_sizes: Sequence[int] | None = None, s_set: Sequence[str] | None = None,
+                    seeds: Sequence[int] | None = None, epochs: int | None = None,
+                    quick: bool = False, data_dir: str | None = None, log=print) -> Study:
+    """Figure 1 (a) and (b): `resolution_runs` on the base recipe."""
     demo = config is None
     scale = {**DEMO_RESOLUTION, **(dict(sizes=(64, 32), s_sizes=(32,)) if quick else {})}
     if not demo and not sizes:
@@ -316,13 +372,24 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
                      quick=quick, data_dir=data_dir, log=log)
     s_set = list(s_set or _default_s_set(base))
     runs = resolution_runs(sizes=sizes, high=high, s_sizes=s_sizes, s_set=s_set, seeds=seeds)
-    records = execute(runs, base, out, log=log, should_stop=should_stop)
-    m = base.metric
+    return Study("resolution", "# reskd study resolution (the paper's Figure 1)", base, runs,
+                 dict(high=high, sizes=sizes, s_sizes=s_sizes, s_set=s_set, seeds=seeds,
+                      quick=quick),
+                 partial(resolution_report, runs=runs, metric=base.metric, high=high,
+                         sizes=sizes, s_sizes=s_sizes, s_set=s_set))
+
+
+def resolution_report(records: dict[str, dict], *, runs: Sequence[StudyRun], metric: str,
+                      high: int, sizes: Sequence[int], s_sizes: Sequence[int],
+                      s_set: Sequence[str]) -> Report:
+    """Figure 1a (native vs up-sampled per size) and 1b (-H vs -S per size), tables and plot."""
+    from reskd.analysis.plots import plot_resolution_study
+
     rows = {"native": {}, "upsampled": {}, "S": {}}
     for run in runs:
-        rows[run.info["kind"]][run.info["size"]] = summarize(records, run.name, m)
+        rows[run.info["kind"]][run.info["size"]] = summarize(records, run.name, metric)
     rows["upsampled"][high] = rows["native"][high]  # at the high resolution both are one model
-    label = "mAP" if m == "mAP" else "top-1"
+    label = _label(metric)
     nat, up, S = rows["native"], rows["upsampled"], rows["S"]
     a = [f"## Figure 1a: information loss vs scale ({label}, %)", "", *markdown_table(
         ["resolution", "trained and tested at it", f"up-sampled back to {high}x{high}",
@@ -335,20 +402,16 @@ def run_resolution_study(out: str | Path, *, config: str | None = None,
              [[f"{r}x{r}", cell(nat[r]), cell(S[r]), f"{S[r]['mean'] - nat[r]['mean']:+.1f}",
                f"{nat[r]['gmacs']:.4f}", f"{S[r]['gmacs']:.4f}"]
               for r in sorted(s_sizes, reverse=True)])]
-    seconds = time.perf_counter() - start
-    markdown = "\n".join(["# reskd study resolution (the paper's Figure 1)", "", *a, *b,
-                          *_footer(base, seeds, command, records, seconds)])
-    payload = {"study": "resolution", "metric": m, "high": high, "sizes": sizes,
-               "s_sizes": s_sizes, "s_set": s_set, "seeds": seeds, "quick": quick,
-               "rows": {k: {str(r): v for r, v in d.items()} for k, d in rows.items()},
-               "runs": records, "seconds": seconds}
-    _write(out, "resolution", markdown, payload)
-    plot_resolution_study(rows, high=high, metric=label, s_label=" ".join(s_set),
-                          out_png=out / "resolution.png")
-    log(markdown)
-    log(f"[study] wrote {out / 'resolution.md'}, {out / 'resolution.json'}, "
-        f"{out / 'resolution.png'}")
-    return payload
+    return Report([*a, *b],
+                  {"rows": {k: {str(r): v for r, v in d.items()} for k, d in rows.items()}},
+                  lambda png: plot_resolution_study(rows, high=high, metric=label,
+                                                    s_label=" ".join(s_set), out_png=png))
+
+
+def run_resolution_study(out: str | Path, **options) -> dict:
+    """Figure 1 (a) and (b); returns the payload written to OUT/resolution.json. `options`:
+    `plan_resolution`'s, and `run_study`'s command, log and should_stop."""
+    return run_study(plan_resolution, out, **options)
 
 
 def _default_s_set(base: Base) -> tuple[str, ...]:
@@ -403,59 +466,59 @@ def ablation_runs(*, student_size: int, teacher_size: int, big_set: Sequence[str
     return runs
 
 
-def run_ablation_study(out: str | Path, *, config: str | None = None,
-                       overrides: Sequence[str] = (), teacher_size: int | None = None,
-                       big_set: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-                       epochs: int | None = None, quick: bool = False, command: str = "",
-                       data_dir: str | None = None, log=print,
-                       should_stop=None) -> dict:
-    """Tables 5 and 6; returns the payload written to OUT/ablation.json."""
-    from reskd.analysis.plots import plot_ablation_study
-
-    start = time.perf_counter()
-    out = Path(out)
-    demo = config is None
-    scale = DEMO_ABLATION
-    if not demo and not teacher_size:
+def plan_ablation(out: Path, *, config: str | None = None, overrides: Sequence[str] = (),
+                  teacher_size: int | None = None, big_set: Sequence[str] | None = None,
+                  seeds: Sequence[int] | None = None, epochs: int | None = None,
+                  quick: bool = False, data_dir: str | None = None, log=print) -> Study:
+    """Tables 5 and 6: `ablation_runs` on the base recipe, the student at its data.size."""
+    if config is not None and not teacher_size:
         raise ValueError("with --config give --teacher-size (e.g. 224)")
-    seeds = _seeds(seeds or scale["seeds"])
-    base = make_base(out, config=config, overrides=overrides, epochs=epochs, scale=scale,
+    seeds = _seeds(seeds or DEMO_ABLATION["seeds"])
+    base = make_base(out, config=config, overrides=overrides, epochs=epochs, scale=DEMO_ABLATION,
                      quick=quick, data_dir=data_dir, log=log)
     probe = base.make(StudyRun("probe", (), 0), Path("."))
     student_size, teacher_size = probe.data.size, teacher_size or DEMO_HIGH
     big_set = list(big_set or _default_big_set(probe.model.arch))
     runs = ablation_runs(student_size=student_size, teacher_size=teacher_size, big_set=big_set,
                          seeds=seeds)
-    records = execute(runs, base, out, log=log, should_stop=should_stop)
-    m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
-    names = {r.name for r in runs}
-    stats = {name: summarize(records, name, m) for name in names}
+    return Study("ablation", "# reskd study ablation (the paper's Tables 5 and 6)", base, runs,
+                 dict(student_size=student_size, teacher_size=teacher_size, big_set=big_set,
+                      seeds=seeds, quick=quick),
+                 partial(ablation_report, runs=runs, metric=base.metric,
+                         student_size=student_size, teacher_size=teacher_size, big_set=big_set))
+
+
+def ablation_report(records: dict[str, dict], *, runs: Sequence[StudyRun], metric: str,
+                    student_size: int, teacher_size: int, big_set: Sequence[str]) -> Report:
+    """Tables 5 and 6, the teachers' numbers, and their plot."""
+    from reskd.analysis.plots import plot_ablation_study
+
+    label = _label(metric)
+    stats = {name: summarize(records, name, metric) for name in {r.name for r in runs}}
     t5 = [f"## Table 5: design of the KD ({label}, %, student at {student_size}x{student_size})",
-          "", f"Teacher: high-capacity (`{' '.join(big_set)}`) at {teacher_size}x{teacher_size}.", "",
+          "", f"Teacher: high-capacity (`{' '.join(big_set)}`) at "
+          f"{teacher_size}x{teacher_size}.", "",
           *markdown_table(["KD method", "supervision signal", "loss", "temporal dim.",
                            "spatial dim.", label],
                           [[*cells, cell(stats[name])] for name, *cells in TABLE5])]
     t6 = ["", f"## Table 6: model vs resolution distillation ({label}, %)", "",
           *markdown_table(["setting", "teacher", f"high resolution ({teacher_size})", label],
                           [[*cells, cell(stats[name])] for name, *cells in TABLE6])]
-    teachers = ["", "Teachers (first seed): " + ", ".join(
-        f"{r.name} {cell(stats[r.name])}" for r in runs if r.name.startswith("teacher_")) + "."]
-    seconds = time.perf_counter() - start
-    markdown = "\n".join(["# reskd study ablation (the paper's Tables 5 and 6)", "", *t5, *t6,
-                          *teachers, *_footer(base, seeds, command, records, seconds)])
-    payload = {"study": "ablation", "metric": m, "student_size": student_size,
-               "teacher_size": teacher_size, "big_set": big_set, "seeds": seeds, "quick": quick,
-               "table5": {name: stats[name] for name, *_ in TABLE5},
+    teachers = [r.name for r in runs if r.name.startswith("teacher_")]
+    lines = [*t5, *t6, "", "Teachers (first seed): " + ", ".join(
+        f"{name} {cell(stats[name])}" for name in teachers) + "."]
+    results = {"table5": {name: stats[name] for name, *_ in TABLE5},
                "table6": {name: stats[name] for name, *_ in TABLE6},
-               "teachers": {r.name: stats[r.name] for r in runs if r.name.startswith("teacher_")},
-               "runs": records, "seconds": seconds}
-    _write(out, "ablation", markdown, payload)
-    plot_ablation_study([(row, stats[name]) for name, row, *_ in TABLE5],
-                        [(row, stats[name]) for name, row, *_ in TABLE6], metric=label,
-                        out_png=out / "ablation.png")
-    log(markdown)
-    log(f"[study] wrote {out / 'ablation.md'}, {out / 'ablation.json'}, {out / 'ablation.png'}")
-    return payload
+               "teachers": {name: stats[name] for name in teachers}}
+    return Report(lines, results, lambda png: plot_ablation_study(
+        [(row, stats[name]) for name, row, *_ in TABLE5],
+        [(row, stats[name]) for name, row, *_ in TABLE6], metric=label, out_png=png))
+
+
+def run_ablation_study(out: str | Path, **options) -> dict:
+    """Tables 5 and 6; returns the payload written to OUT/ablation.json. `options`:
+    `plan_ablation`'s, and `run_study`'s command, log and should_stop."""
+    return run_study(plan_ablation, out, **options)
 
 
 def _default_big_set(arch: str) -> tuple[str, ...]:
@@ -496,15 +559,12 @@ def views_runs(*, sizes: Sequence[int], high: int, s_sizes: Sequence[int], s_set
     return runs
 
 
-def run_views_study(out: str | Path, *, config: str | None = None, overrides: Sequence[str] = (),
-                    sizes: Sequence[int] | None = None, high: int | None = None,
-                    s_sizes: Sequence[int] | None = None, s_set: Sequence[str] | None = None,
-                    seeds: Sequence[int] | None = None, epochs: int | None = None,
-                    quick: bool = False, command: str = "", data_dir: str | None = None,
-                    log=print, should_stop=None) -> dict:
-    """Baseline vs ResKD per shrink filter and reduction; returns the payload of OUT/views.json."""
-    start = time.perf_counter()
-    out = Path(out)
+def plan_views(out: Path, *, config: str | None = None, overrides: Sequence[str] = (),
+               sizes: Sequence[int] | None = None, high: int | None = None,
+               s_sizes: Sequence[int] | None = None, s_set: Sequence[str] | None = None,
+               seeds: Sequence[int] | None = None, epochs: int | None = None,
+               quick: bool = False, data_dir: str | None = None, log=print) -> Study:
+    """Baseline vs ResKD per shrink filter and reduction: `views_runs` on the base recipe."""
     demo = config is None
     scale = {**DEMO_VIEWS, **(dict(seeds=(0,)) if quick else {})}
     if not demo and not (sizes and high):
@@ -518,9 +578,18 @@ def run_views_study(out: str | Path, *, config: str | None = None, overrides: Se
                      quick=quick, data_dir=data_dir, log=log)
     s_set = list(s_set or (_default_s_set(base) if s_sizes else ()))
     runs = views_runs(sizes=sizes, high=high, s_sizes=s_sizes, s_set=s_set, seeds=seeds)
-    records = execute(runs, base, out, log=log, should_stop=should_stop)
-    m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
-    stats = {r.name: summarize(records, r.name, m) for r in runs}
+    return Study("views", "# reskd study views (student views: bilinear vs antialiased shrink)",
+                 base, runs, dict(high=high, sizes=sizes, s_sizes=s_sizes, s_set=s_set,
+                                  seeds=seeds, quick=quick),
+                 partial(views_report, runs=runs, metric=base.metric, high=high, sizes=sizes,
+                         s_sizes=s_sizes, s_set=s_set))
+
+
+def views_report(records: dict[str, dict], *, runs: Sequence[StudyRun], metric: str, high: int,
+                 sizes: Sequence[int], s_sizes: Sequence[int], s_set: Sequence[str]) -> Report:
+    """Per student size and filter: CE baseline, ResKD and their difference."""
+    label = _label(metric)
+    stats = {r.name: summarize(records, r.name, metric) for r in runs}
     table = []
     for r in sorted(sizes, reverse=True):
         net = f" (-S: `{' '.join(s_set)}`)" if r in s_sizes else ""
@@ -535,17 +604,13 @@ def run_views_study(out: str | Path, *, config: str | None = None, overrides: Se
     lines += ["", f"Teacher at {high}x{high} (first seed): {cell(teacher)}. Every model is tested "
               f"on views made as its training views (data.crop_size={high}, data.shrink as in "
               f"the row)."]
-    seconds = time.perf_counter() - start
-    markdown = "\n".join(["# reskd study views (student views: bilinear vs antialiased shrink)",
-                          "", *lines, *_footer(base, seeds, command, records, seconds)])
-    payload = {"study": "views", "metric": m, "high": high, "sizes": sizes, "s_sizes": s_sizes,
-               "s_set": s_set, "seeds": seeds, "quick": quick,
-               "rows": {name: st for name, st in stats.items()}, "runs": records,
-               "seconds": seconds}
-    _write(out, "views", markdown, payload)
-    log(markdown)
-    log(f"[study] wrote {out / 'views.md'} and {out / 'views.json'}")
-    return payload
+    return Report(lines, {"rows": stats})
+
+
+def run_views_study(out: str | Path, **options) -> dict:
+    """Baseline vs ResKD per shrink filter and reduction; returns the payload of OUT/views.json.
+    `options`: `plan_views`'s, and `run_study`'s command, log and should_stop."""
+    return run_study(plan_views, out, **options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,20 +687,14 @@ def anyres_table(stats: dict, minutes: dict, *, sizes: Sequence[int], high: int,
     return lines
 
 
-def run_anyres_study(out: str | Path, *, config: str | None = None,
-                     overrides: Sequence[str] = (), sizes: Sequence[int] | None = None,
-                     high: int | None = None, teacher: str | None = None,
-                     anyres_set: Sequence[str] | None = None,
-                     seeds: Sequence[int] | None = None, epochs: int | None = None,
-                     quick: bool = False, command: str = "", data_dir: str | None = None,
-                     log=print, should_stop=None) -> dict:
+def plan_anyres(out: Path, *, config: str | None = None, overrides: Sequence[str] = (),
+                sizes: Sequence[int] | None = None, high: int | None = None,
+                teacher: str | None = None, anyres_set: Sequence[str] | None = None,
+                seeds: Sequence[int] | None = None, epochs: int | None = None,
+                quick: bool = False, data_dir: str | None = None, log=print) -> Study:
     """One any-resolution student vs separately distilled students and CE baselines at each
-    size; returns the payload of OUT/anyres.json. `teacher`: a checkpoint trained before to
-    use instead of training the teacher run."""
-    from reskd.analysis.plots import plot_size_curves
-
-    start = time.perf_counter()
-    out = Path(out)
+    size: `anyres_runs` on the base recipe. `teacher`: a checkpoint trained before to use
+    instead of training the teacher run."""
     demo = config is None
     scale = {**DEMO_ANYRES, **(dict(seeds=(0,)) if quick else {})}
     if not demo and not (sizes and high):
@@ -648,10 +707,24 @@ def run_anyres_study(out: str | Path, *, config: str | None = None,
                      quick=quick, data_dir=data_dir, log=log)
     runs = anyres_runs(sizes=sizes, high=high, seeds=seeds, anyres_set=list(anyres_set or ()))
     given = {runs[0].key: given_teacher(runs[0], teacher)} if teacher else {}
-    records = execute(runs[1:] if teacher else runs, base, out, log=log,
-                      should_stop=should_stop, given=given)
+    return Study("anyres", "# reskd study anyres (one student for every resolution)", base,
+                 runs[1:] if teacher else runs,
+                 dict(high=high, sizes=sizes, seeds=seeds, anyres_set=list(anyres_set or ()),
+                      teacher=teacher, quick=quick),
+                 partial(anyres_report, runs=runs, base=base, out=out, log=log, sizes=sizes,
+                         high=high, seeds=seeds, teacher=teacher),
+                 given)
+
+
+def anyres_report(records: dict[str, dict], *, runs: Sequence[StudyRun], base: Base, out: Path,
+                  log, sizes: Sequence[int], high: int, seeds: Sequence[int],
+                  teacher: str | None) -> Report:
+    """Tests the any-resolution students at each size (`test_at_sizes`), then tabulates the
+    three arms per size and their training times, and plots them against size."""
+    from reskd.analysis.plots import plot_size_curves
+
     test_at_sizes(records, runs, base, out, log=log)
-    m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
+    m, label = base.metric, _label(base.metric)
     stats = {r.name: summarize(records, r.name, m) for r in runs if r.name != "anyres"}
     anyres = [r for r in records.values() if r["name"] == "anyres"]
     for size in sizes:
@@ -663,26 +736,24 @@ def run_anyres_study(out: str | Path, *, config: str | None = None,
     per_seed = {kind: sum(r["seconds"] + r.get("test_seconds", 0.0) for r in records.values()
                           if r["name"].rstrip("0123456789") == kind) / 60 / len(seeds)
                 for kind in ("baseline", "reskd", "anyres")}
-    seconds = time.perf_counter() - start
-    teacher_stats = summarize(records, runs[0].name, m)
-    markdown = "\n".join(["# reskd study anyres (one student for every resolution)", "",
-                          *anyres_table(stats, per_seed, sizes=sizes, high=high, label=label,
-                                        teacher=teacher_stats),
-                          *(["", f"Teacher given: {teacher} (trained before; its time is not "
-                             f"counted)."] if teacher else []),
-                          *_footer(base, seeds, command, records, seconds)])
-    payload = {"study": "anyres", "metric": m, "high": high, "sizes": sizes, "seeds": seeds,
-               "anyres_set": list(anyres_set or ()), "teacher": teacher, "quick": quick,
-               "rows": stats, "minutes_per_seed": per_seed, "runs": records, "seconds": seconds}
-    _write(out, "anyres", markdown, payload)
+    lines = [*anyres_table(stats, per_seed, sizes=sizes, high=high, label=label,
+                           teacher=summarize(records, runs[0].name, m)),
+             *(["", f"Teacher given: {teacher} (trained before; its time is not counted)."]
+               if teacher else [])]
     curves = {"CE baseline, one per size": "baseline", "ResKD, one per size": "reskd",
               "ResKD, one for all sizes": "anyres"}
-    plot_size_curves({name: [{"size": r, **stats[f"{kind}{r}"]} for r in sizes]
-                      for name, kind in curves.items()}, out / "anyres.png", metric=label,
-                     title=f"students distilled from a {high} px teacher")
-    log(markdown)
-    log(f"[study] wrote {out / 'anyres.md'}, {out / 'anyres.json'}, {out / 'anyres.png'}")
-    return payload
+    return Report(lines, {"rows": stats, "minutes_per_seed": per_seed},
+                  lambda png: plot_size_curves(
+                      {name: [{"size": r, **stats[f"{kind}{r}"]} for r in sizes]
+                       for name, kind in curves.items()}, png, metric=label,
+                      title=f"students distilled from a {high} px teacher"))
+
+
+def run_anyres_study(out: str | Path, **options) -> dict:
+    """One any-resolution student vs separately distilled students and CE baselines at each
+    size; returns the payload of OUT/anyres.json. `options`: `plan_anyres`'s, and
+    `run_study`'s command, log and should_stop."""
+    return run_study(plan_anyres, out, **options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -718,18 +789,13 @@ def motion_runs(*, high: int, low: int, seeds: Sequence[int]) -> list[StudyRun]:
     return runs
 
 
-def run_motion_study(out: str | Path, *, config: str | None = None,
-                     overrides: Sequence[str] = (), high: int | None = None,
-                     size: int | None = None, seeds: Sequence[int] | None = None,
-                     epochs: int | None = None, quick: bool = False, command: str = "",
-                     data_dir: str | None = None, log=print, should_stop=None) -> dict:
-    """TSN vs TSM teachers on labels that need motion, and CE baseline vs ResKD TSM students;
-    returns the payload of OUT/motion.json. At demo scale the data are the motion variant of
-    the synthetic videos (written into `data_dir`, default OUT/data)."""
-    from reskd.runs import read_classes_for
-
-    start = time.perf_counter()
-    out = Path(out)
+def plan_motion(out: Path, *, config: str | None = None, overrides: Sequence[str] = (),
+                high: int | None = None, size: int | None = None,
+                seeds: Sequence[int] | None = None, epochs: int | None = None,
+                quick: bool = False, data_dir: str | None = None, log=print) -> Study:
+    """TSN vs TSM teachers on labels that need motion, and CE baseline vs ResKD TSM students:
+    `motion_runs` on the base recipe. At demo scale the data are the motion variant of the
+    synthetic videos (written into `data_dir`, default OUT/data)."""
     demo = config is None
     scale = {**DEMO_MOTION, **(dict(seeds=(0,)) if quick else {})}
     if not demo and not (high and size):
@@ -743,8 +809,17 @@ def run_motion_study(out: str | Path, *, config: str | None = None,
                      quick=quick, data_dir=data_dir, log=log,
                      synth=dict(label="motion", frames=MOTION_FRAMES), demo_sets=MOTION_SETS)
     runs = motion_runs(high=high, low=low, seeds=seeds)
-    records = execute(runs, base, out, log=log, should_stop=should_stop)
-    m, label = base.metric, ("mAP" if base.metric == "mAP" else "top-1")
+    return Study("motion", "# reskd study motion (TSN vs TSM, and ResKD on a TSM)", base, runs,
+                 dict(high=high, size=low, seeds=seeds, quick=quick),
+                 partial(motion_report, runs=runs, base=base, out=out, high=high, low=low))
+
+
+def motion_report(records: dict[str, dict], *, runs: Sequence[StudyRun], base: Base, out: Path,
+                  high: int, low: int) -> Report:
+    """One row per run (teachers, then students), with chance level and the two differences."""
+    from reskd.runs import read_classes_for
+
+    m, label = base.metric, _label(base.metric)
     stats = {r.name: summarize(records, r.name, m) for r in runs}
     chance = 100.0 / len(read_classes_for(base.make(runs[0], out)))
     what = {f"tsn{high}": ("TSN (frames averaged)", "none", ""),
@@ -762,16 +837,14 @@ def run_motion_study(out: str | Path, *, config: str | None = None,
              f"{stats[f'tsm{high}']['mean'] - stats[f'tsn{high}']['mean']:+.1f}; ResKD - CE "
              f"baseline at {low}x{low}: {gain:+.1f}. Teachers: first seed; every run's views are "
              f"its {high} px crop shrunk (data.crop_size={high})."]
-    seconds = time.perf_counter() - start
-    markdown = "\n".join(["# reskd study motion (TSN vs TSM, and ResKD on a TSM)", "", *lines,
-                          *_footer(base, seeds, command, records, seconds)])
-    payload = {"study": "motion", "metric": m, "high": high, "size": low, "seeds": seeds,
-               "quick": quick, "chance": chance, "rows": stats, "runs": records,
-               "seconds": seconds}
-    _write(out, "motion", markdown, payload)
-    log(markdown)
-    log(f"[study] wrote {out / 'motion.md'} and {out / 'motion.json'}")
-    return payload
+    return Report(lines, {"chance": chance, "rows": stats})
+
+
+def run_motion_study(out: str | Path, **options) -> dict:
+    """TSN vs TSM teachers on labels that need motion, and CE baseline vs ResKD TSM students;
+    returns the payload of OUT/motion.json. `options`: `plan_motion`'s, and `run_study`'s
+    command, log and should_stop."""
+    return run_study(plan_motion, out, **options)
 
 
 def _check_motion_data(data_dir: Path) -> None:
