@@ -201,23 +201,76 @@ def sweep(*, sizes: Sequence[int] | None = None, frames: int | None = None,
     trained students shown beside it as reference points. Writes OUT/sweep.md, OUT/sweep.json
     and OUT/tradeoff.png; returns the JSON payload.
     """
-    from reskd.checkpoint import check_size, checkpoint_sizes
-    from reskd.efficiency.benchmark import bench_report, fastest_default_mode, machine_facts
-    from reskd.checkpoint import load_checkpoint
+    from reskd.efficiency.benchmark import machine_facts
     from reskd.engine.runtime import autocast_dtype, pick_device
-    from reskd.models import drop_ignored_options
 
-    anyres = load_checkpoint(checkpoint) if checkpoint is not None else None
+    anyres, sizes, frames = _anyres_student(checkpoint, sizes, frames)
+    sizes, checkpoints = _check_request(sizes, frames, checkpoints, model_name=model_name,
+                                        anyres=anyres, config=config)
+    arch = _one_architecture(model_name, checkpoint, anyres, checkpoints, frames=frames)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    # taken before any work of ours, so the load average is other jobs' load
+    facts = machine_facts(dev, autocast_dtype("auto", dev))
+
+    # With checkpoints, the network is the one they store (widths, strides ... included);
+    # sizes without one are counted and timed on the first checkpoint's network.
+    first_ckpt = Path(checkpoint) if anyres is not None else next(iter(checkpoints.values()), None)
+    rows = _gmacs_rows(sizes, first_ckpt, checkpoints, anyres=anyres is not None,
+                       model_name=model_name, frames=frames, views=views,
+                       num_classes=num_classes)
+    default = _time_rows(rows, arch=arch, model_name=None if first_ckpt else model_name,
+                         checkpoint=first_ckpt, frames=frames, batch=batch, rounds=rounds,
+                         min_seconds=min_seconds, num_classes=num_classes, device=dev, log=log)
+    if config is not None and (checkpoints or anyres is not None):
+        _test_rows(rows, config, overrides, log=log)
+
+    facts["load_avg_1m_end"] = machine_facts(dev, None)["load_avg_1m"]
+    payload = {"model": arch, "frames": frames, "views": views, "batch": batch,
+               "mode": default, "rounds": rounds, "machine": facts, "rows": rows,
+               "config": str(config) if config is not None else None,
+               "overrides": list(overrides),
+               "anyres_checkpoint": str(checkpoint) if anyres is not None else None,
+               "paper_table4": {str(s): {"mAP": a, "gmacs": g, "videos_per_s": v}
+                                for s, (a, g, v) in PAPER_TABLE4.items()}}
+    (out / "sweep.json").write_text(json.dumps(payload, indent=2))
+    (out / "sweep.md").write_text(format_sweep(payload))
+    title = f"{arch}, {frames} frames, {views} view(s)"
     if anyres is not None:
-        if len(checkpoint_sizes(anyres)) < 2:
-            raise ValueError(f"checkpoint {checkpoint} was trained at one size "
-                             f"({anyres['size']} px); give it as --checkpoints "
-                             f"{anyres['size']}={checkpoint}, or give an any-resolution student "
-                             f"(distill.student_sizes)")
-        sizes = sizes or sorted(checkpoint_sizes(anyres), reverse=True)
-        for size in sizes:
-            check_size(anyres, size, checkpoint)
-        frames = frames or anyres["frames"]
+        plot_anyres_tradeoff(rows, out / "tradeoff.png", title=title)
+    else:
+        plot_tradeoff(rows, out / "tradeoff.png", title=title)
+    log(f"[sweep] wrote {out / 'sweep.md'}, {out / 'sweep.json'}, {out / 'tradeoff.png'}")
+    return payload
+
+
+def _anyres_student(checkpoint: str | Path | None, sizes: Sequence[int] | None,
+                    frames: int | None) -> tuple[dict | None, Sequence[int] | None, int | None]:
+    """The any-resolution student `checkpoint` (None without one), and the sizes and frames it
+    supplies where they are not given; every size must be one it supports."""
+    from reskd.checkpoint import check_size, checkpoint_sizes, load_checkpoint
+
+    if checkpoint is None:
+        return None, sizes, frames
+    anyres = load_checkpoint(checkpoint)
+    if len(checkpoint_sizes(anyres)) < 2:
+        raise ValueError(f"checkpoint {checkpoint} was trained at one size "
+                         f"({anyres['size']} px); give it as --checkpoints "
+                         f"{anyres['size']}={checkpoint}, or give an any-resolution student "
+                         f"(distill.student_sizes)")
+    sizes = sizes or sorted(checkpoint_sizes(anyres), reverse=True)
+    for size in sizes:
+        check_size(anyres, size, checkpoint)
+    return anyres, sizes, frames or anyres["frames"]
+
+
+def _check_request(sizes: Sequence[int] | None, frames: int | None,
+                   checkpoints: Mapping[int, str | Path] | None, *, model_name: str | None,
+                   anyres: dict | None, config: str | Path | None
+                   ) -> tuple[list[int], dict[int, Path]]:
+    """The sweep's sizes and {size: checkpoint path}, after checking that the request names
+    sizes, frames and a network, checkpoints only for those sizes, and a config that exists."""
     if sizes is None or frames is None:
         raise ValueError(f"give sizes and frames (got sizes={sizes!r}, frames={frames!r}); "
                          f"only an any-resolution checkpoint supplies them")
@@ -231,6 +284,17 @@ def sweep(*, sizes: Sequence[int] | None = None, frames: int | None = None,
         raise ValueError("give model_name (e.g. resnet50) or at least one checkpoint")
     if config is not None and not Path(config).is_file():
         raise FileNotFoundError(f"config not found: {config}")
+    return sizes, checkpoints
+
+
+def _one_architecture(model_name: str | None, checkpoint: str | Path | None,
+                      anyres: dict | None, checkpoints: Mapping[int, Path], *,
+                      frames: int) -> str | None:
+    """The architecture the sweep is over (`model_name`, else the checkpoints'): every
+    checkpoint must hold it, with the same shape options and frame count."""
+    from reskd.checkpoint import load_checkpoint
+    from reskd.models import drop_ignored_options
+
     arch, shape_kwargs = model_name, None
     named = ([(None, Path(checkpoint), anyres)] if anyres is not None else []) + [
         (size, path, load_checkpoint(path)) for size, path in checkpoints.items()]
@@ -250,39 +314,51 @@ def sweep(*, sizes: Sequence[int] | None = None, frames: int | None = None,
         if ckpt["frames"] != frames:
             raise ValueError(f"checkpoint {path} was trained on {ckpt['frames']} frames but the "
                              f"sweep uses frames={frames}; pass --frames {ckpt['frames']}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(device)
-    # taken before any work of ours, so the load average is other jobs' load
-    facts = machine_facts(dev, autocast_dtype("auto", dev))
+    return arch
 
-    # With checkpoints, the network is the one they store (widths, strides ... included);
-    # sizes without one are counted and timed on the first checkpoint's network.
-    first_ckpt = Path(checkpoint) if anyres is not None else next(iter(checkpoints.values()), None)
+
+def _gmacs_rows(sizes: Sequence[int], first_ckpt: Path | None, checkpoints: Mapping[int, Path],
+                *, anyres: bool, model_name: str | None, frames: int, views: int,
+                num_classes: int) -> list[dict]:
+    """One row per size with its GMACs and parameters, counted on that size's checkpoint (the
+    any-resolution student's, or the first checkpoint's where a size has none), else on
+    `model_name`; an any-resolution sweep's rows hold the separately trained reference."""
     rows = []
     for size in sizes:
         if first_ckpt is not None:
-            own = first_ckpt if anyres is not None else checkpoints.get(size, first_ckpt)
+            own = first_ckpt if anyres else checkpoints.get(size, first_ckpt)
             f = flops_report(checkpoint=own, size=size, frames=frames, views=views)
         else:
             f = flops_report(model_name=model_name, size=size, frames=frames, views=views,
                              num_classes=num_classes)
         row = {"size": size, "gmacs": f["gmacs_per_video"],
                "gmacs_with_matmul": f["gmacs_with_matmul_per_video"], "params_m": f["params_m"],
-               "checkpoint": (str(first_ckpt) if anyres is not None else
+               "checkpoint": (str(first_ckpt) if anyres else
                               str(checkpoints[size]) if size in checkpoints else None)}
-        if anyres is not None:
+        if anyres:
             row["reference"] = ({"checkpoint": str(checkpoints[size]), "accuracy": None}
                                 if size in checkpoints else None)
         rows.append(row)
+    return rows
 
-    default = fastest_default_mode(dev)
+
+def _time_rows(rows: list[dict], *, arch: str | None, model_name: str | None,
+               checkpoint: Path | None, frames: int, batch: int, rounds: int,
+               min_seconds: float, num_classes: int, device: torch.device,
+               log: Callable[[str], None]) -> dict:
+    """Times every size in the default mode (interleaved rounds) and adds videos/s, the GMACs
+    reduction and the speed-up against the largest size to each row (accuracy left blank);
+    returns the default mode."""
+    from reskd.efficiency.benchmark import bench_report, fastest_default_mode
+
+    sizes = [row["size"] for row in rows]
+    default = fastest_default_mode(device)
     log(f"[sweep] timing {arch} at {', '.join(map(str, sizes))} px in the default mode "
         f"({default['mode']}), batch {batch}, {rounds} interleaved rounds")
-    bench = bench_report(model_name=None if first_ckpt else model_name, checkpoint=first_ckpt,
-                         sizes=sizes, frames=frames, batch=batch, modes=[default["mode"]],
-                         device=dev, num_classes=num_classes, rounds=rounds,
-                         min_seconds=min_seconds, log=log)
+    bench = bench_report(model_name=model_name, checkpoint=checkpoint, sizes=sizes,
+                         frames=frames, batch=batch, modes=[default["mode"]], device=device,
+                         num_classes=num_classes, rounds=rounds, min_seconds=min_seconds,
+                         log=log)
     by_size = {b["size"]: b for b in bench}
     largest = max(sizes)
     ref = next(r for r in rows if r["size"] == largest)
@@ -294,50 +370,38 @@ def sweep(*, sizes: Sequence[int] | None = None, frames: int | None = None,
         row["speedup"] = (b["videos_per_s"] / by_size[largest]["videos_per_s"]
                           if b["videos_per_s"] and by_size[largest]["videos_per_s"] else None)
         row["accuracy"], row["metric"], row["test"] = None, None, None
+    return default
 
-    if config is not None and (checkpoints or anyres is not None):
-        from reskd.runs import run_test
-        from reskd.config import load_config
 
-        base_cfg = load_config(config, list(overrides))
+def _test_rows(rows: list[dict], config: str | Path, overrides: Sequence[str], *,
+               log: Callable[[str], None]) -> None:
+    """Tests each row's checkpoint at its size with `config` (`data.size` set to it) and adds
+    its metric, accuracy and test details; an any-resolution row tests the student at that
+    size, and its separately trained reference too."""
+    from reskd.config import load_config
+    from reskd.runs import run_test
 
-        def test(path, size: int, anyres_size: int | None = None) -> dict:
-            cfg = copy.deepcopy(base_cfg)
-            cfg.data.size = size
-            log(f"[sweep] testing {path} at {size} px")
-            result = (run_test(cfg, path, log=log) if anyres_size is None
-                      else run_test(cfg, path, log=log, size=anyres_size))
-            metric = "mAP" if "mAP" in result else "top1"
-            details = {k: float(v) if isinstance(v, (int, float)) else v
-                       for k, v in result.items() if k != "failed"}
-            details["num_failed"] = len(result.get("failed", []))
-            return {"metric": metric, "accuracy": float(result[metric]), "test": details}
+    base_cfg = load_config(config, list(overrides))
 
-        for row in rows:
-            if anyres is not None:
-                row.update(test(row["checkpoint"], row["size"], row["size"]))
-                if row["reference"] is not None:
-                    row["reference"].update(test(row["reference"]["checkpoint"], row["size"]))
-            elif row["checkpoint"] is not None:
-                row.update(test(row["checkpoint"], row["size"]))
+    def test(path, size: int, anyres_size: int | None = None) -> dict:
+        cfg = copy.deepcopy(base_cfg)
+        cfg.data.size = size
+        log(f"[sweep] testing {path} at {size} px")
+        result = (run_test(cfg, path, log=log) if anyres_size is None
+                  else run_test(cfg, path, log=log, size=anyres_size))
+        metric = "mAP" if "mAP" in result else "top1"
+        details = {k: float(v) if isinstance(v, (int, float)) else v
+                   for k, v in result.items() if k != "failed"}
+        details["num_failed"] = len(result.get("failed", []))
+        return {"metric": metric, "accuracy": float(result[metric]), "test": details}
 
-    facts["load_avg_1m_end"] = machine_facts(dev, None)["load_avg_1m"]
-    payload = {"model": arch, "frames": frames, "views": views, "batch": batch,
-               "mode": default, "rounds": rounds, "machine": facts, "rows": rows,
-               "config": str(config) if config is not None else None,
-               "overrides": list(overrides),
-               "anyres_checkpoint": str(checkpoint) if anyres is not None else None,
-               "paper_table4": {str(s): {"mAP": a, "gmacs": g, "videos_per_s": v}
-                                for s, (a, g, v) in PAPER_TABLE4.items()}}
-    (out / "sweep.json").write_text(json.dumps(payload, indent=2))
-    (out / "sweep.md").write_text(format_sweep(payload))
-    title = f"{arch}, {frames} frames, {views} view(s)"
-    if anyres is not None:
-        plot_anyres_tradeoff(rows, out / "tradeoff.png", title=title)
-    else:
-        plot_tradeoff(rows, out / "tradeoff.png", title=title)
-    log(f"[sweep] wrote {out / 'sweep.md'}, {out / 'sweep.json'}, {out / 'tradeoff.png'}")
-    return payload
+    for row in rows:
+        if "reference" in row:  # an any-resolution sweep: the student at this size
+            row.update(test(row["checkpoint"], row["size"], row["size"]))
+            if row["reference"] is not None:
+                row["reference"].update(test(row["reference"]["checkpoint"], row["size"]))
+        elif row["checkpoint"] is not None:
+            row.update(test(row["checkpoint"], row["size"]))
 
 
 def _metric_label(rows: Sequence[Mapping]) -> str:
