@@ -5,6 +5,7 @@ Every model takes clips (N, T, C, H, W) and has `features` / `head` (see `reskd.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -152,31 +153,27 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     if drop_path != -1 and not 0 <= drop_path < 1:
         raise ValueError(f"model.drop_path must be in [0, 1) or -1 (the arch's own rate), got "
                          f"{drop_path}")
+    options = dict(num_classes=num_classes, block=block, layers=layers, widths=widths,
+                   stem=stem, strides=strides, temporal=temporal, dropout=dropout,
+                   num_segments=num_segments, drop_path=drop_path, fc_init_std=fc_init_std,
+                   dropout_at=dropout_at)
     if pretrained and is_weights_source(pretrained):
-        model = build_model(arch, num_classes=num_classes, block=block, layers=layers,
-                            widths=widths, stem=stem, strides=strides, temporal=temporal,
-                            dropout=dropout, num_segments=num_segments, drop_path=drop_path,
-                            fc_init_std=fc_init_std, dropout_at=dropout_at)
+        model = ARCH_BUILDERS[arch](arch, **options, pretrained="")
         load_pretrained(model, arch, pretrained)
         return model
-    if arch in VIDEO_RESNET_ARCHS or arch in MVIT_ARCHS:
-        if pretrained:
-            raise ValueError(f"model.pretrained={pretrained!r} for {arch}: give a torchvision "
-                             f"weights name (torchvision:ENUM.MEMBER) or a weights file")
-        return torchvision_video_model(arch, num_classes=num_classes, dropout=dropout,
-                                       drop_path=drop_path, fc_init_std=fc_init_std)
-    if arch in SLOWONLY_DEPTHS:
-        model = slowonly(arch, num_classes=num_classes, dropout=dropout,
-                         fc_init_std=fc_init_std)
-        if pretrained:
-            inflate_from_2d(model.backbone, read_resnet_state_dict(pretrained, "resnet50"))
-        return model
-    if arch in SWIN_ARCHS:
-        model = video_swin(arch, num_classes=num_classes, dropout=dropout, drop_path=drop_path,
-                           fc_init_std=fc_init_std)
-        if pretrained:
-            load_swin_weights(model, pretrained)
-        return model
+    return ARCH_BUILDERS[arch](arch, **options, pretrained=pretrained)
+
+
+# The builders of the families, one each. They take all of build_model's options (after its
+# checks: an option a family ignores has its default, `check_options`) and use their own.
+
+
+def _build_resnet_tsn(arch: str, *, num_classes: int, block: str, layers: tuple[int, ...],
+                      widths: tuple[int, ...], stem: str, strides: tuple[int, ...],
+                      temporal: str, dropout: float, num_segments: int, fc_init_std: float,
+                      dropout_at: str, pretrained: str, **_other_families) -> nn.Module:
+    """TSN over a ResNet trunk (torchvision depths, R50-S or "resnet" from block/layers/...),
+    a TSM with `temporal="shift"`; tsm_resnetX is resnetX shifted."""
     if arch in TSM_ARCHS:  # an alias: the ResNet, shifted
         arch, temporal = arch[len("tsm_"):], "shift"
     if arch in TORCHVISION_RESNETS:
@@ -194,6 +191,45 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
         return TSM(trunk, trunk.out_channels, num_classes, dropout, num_segments=num_segments,
                    **head)
     return TSN(trunk, trunk.out_channels, num_classes, dropout, **head)
+
+
+def _build_slowonly(arch: str, *, num_classes: int, dropout: float, fc_init_std: float,
+                    pretrained: str, **_other_families) -> nn.Module:
+    """SlowOnly; `pretrained` names 2D ResNet-50 weights, inflated to 3D."""
+    model = slowonly(arch, num_classes=num_classes, dropout=dropout, fc_init_std=fc_init_std)
+    if pretrained:
+        inflate_from_2d(model.backbone, read_resnet_state_dict(pretrained, "resnet50"))
+    return model
+
+
+def _build_swin(arch: str, *, num_classes: int, dropout: float, drop_path: float,
+                fc_init_std: float, pretrained: str, **_other_families) -> nn.Module:
+    """Video Swin; `pretrained`: "imagenet"-style names or a torchvision swin3d state dict."""
+    model = video_swin(arch, num_classes=num_classes, dropout=dropout, drop_path=drop_path,
+                       fc_init_std=fc_init_std)
+    if pretrained:
+        load_swin_weights(model, pretrained)
+    return model
+
+
+def _build_torchvision_video(arch: str, *, num_classes: int, dropout: float, drop_path: float,
+                             fc_init_std: float, pretrained: str,
+                             **_other_families) -> nn.Module:
+    """torchvision's 3D ResNets and MViTs: only weights sources (loaded by build_model)."""
+    if pretrained:
+        raise ValueError(f"model.pretrained={pretrained!r} for {arch}: give a torchvision "
+                         f"weights name (torchvision:ENUM.MEMBER) or a weights file")
+    return torchvision_video_model(arch, num_classes=num_classes, dropout=dropout,
+                                   drop_path=drop_path, fc_init_std=fc_init_std)
+
+
+# arch -> the builder of its family; the same archs as ARCH_OPTIONS.
+ARCH_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    **{a: _build_resnet_tsn for a in (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS)},
+    **{a: _build_slowonly for a in SLOWONLY_DEPTHS},
+    **{a: _build_swin for a in SWIN_ARCHS},
+    **{a: _build_torchvision_video for a in (*VIDEO_RESNET_ARCHS, *MVIT_ARCHS)},
+}
 
 
 def is_tsm(kwargs: dict) -> bool:
