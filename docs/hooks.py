@@ -97,6 +97,14 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _md_text(text: str) -> str:
+    """Source prose as Markdown: `<`, `>` and `&` escaped outside `code spans` ("OUT/<name>")."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: escape everything
+        return html.escape(text, quote=False)
+    return "`".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
+
+
 def _code(text: str) -> str:
     return f"`{text}`" if "`" not in text else f"`` {text} ``"
 
@@ -146,7 +154,7 @@ def config_reference() -> str:
                 _cell(_code(str(f.type))),
                 _cell(_code(default)),
                 _cell(", ".join(_code(str(c)) for c in choices)),
-                _cell(text),
+                _cell(_md_text(text)),
             ]) + " |")
         out.append("")
     return "\n".join(out)
@@ -196,7 +204,7 @@ def _command_section(parser: argparse.ArgumentParser, path: list[str], help: str
                      out: list[str]) -> None:
     level = min(len(path), 4)  # "reskd train": ##, "reskd data convert": ###
     out += [f"{'#' * level} `{' '.join(path)}`", ""]
-    help = html.escape(help, quote=False)
+    help = _md_text(help)
     if help:
         out += [help[0].upper() + help[1:] + ("" if help.endswith(".") else "."), ""]
     out += ["```text", parser.format_usage().strip(), "```", ""]
@@ -206,17 +214,19 @@ def _command_section(parser: argparse.ArgumentParser, path: list[str], help: str
             continue
         if action.help == argparse.SUPPRESS:
             continue
+        text = _md_text(_help_text(action, parser.prog))  # "OUT/<list name>"
         details = []
         if action.choices is not None:
             details.append("one of " + ", ".join(_code(str(c)) for c in action.choices))
-        if action.option_strings and action.nargs != 0 and action.default not in (None, ""):
+        stated = "default" in text.lower()  # the help already says it
+        if (action.option_strings and action.nargs != 0 and action.default not in (None, "")
+                and not stated):
             if action.dest == "workers" and action.default == (os.cpu_count() or 1):
                 details.append("default: one per core of the machine it runs on")
             else:
                 details.append("default " + _code(str(action.default)))
         if action.required and action.option_strings:
             details.append("required")
-        text = html.escape(_help_text(action, parser.prog), quote=False)  # "OUT/<list name>"
         if isinstance(action, argparse._AppendAction) and "repeatable" not in text:
             details.append("repeatable")
         if details:
@@ -267,7 +277,7 @@ def _cli_markdown(parser: argparse.ArgumentParser, sub: argparse._SubParsersActi
     ]
     helps = {a.dest: a.help or "" for a in sub._choices_actions}
     for name in sub.choices:
-        text = html.escape(helps.get(name, ""), quote=False)
+        text = _md_text(helps.get(name, ""))
         out.append(f"| [`reskd {name}`](#reskd-{name}) | {_cell(text)} |")
     out.append("")
     helps = {a.dest: a.help or "" for a in sub._choices_actions}
