@@ -121,3 +121,54 @@ def test_the_graph_reader_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "SRC", tmp_path)
     graph = import_graph()
     assert graph["reskd.a"] == {"reskd.b"} and graph["reskd.b"] == {"reskd.a"}
+
+
+# House rule 13: a function past about 80 lines is usually several jobs. The exceptions, each
+# with its reason (declarative tables; work in progress named as such), by qualified name.
+MAX_FUNCTION_LINES = 80
+LONG_FUNCTIONS: dict[str, str] = {
+    "reskd.engine.train.train": "being split",
+    "reskd.runs.run_train": "being split",
+}
+
+
+def function_lengths() -> dict[str, int]:
+    """module.qualified.name -> lines of every function and method (nested ones too), from its
+    `def` line to its last line, docstring and comments included."""
+    lengths = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}.{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    lengths[name] = child.end_lineno - child.lineno + 1
+                visit(child, name)
+            else:
+                visit(child, prefix)
+
+    for module, path in modules().items():
+        visit(ast.parse(path.read_text(), str(path)), module)
+    return lengths
+
+
+def test_no_function_is_longer_than_80_lines():
+    lengths = function_lengths()
+    long = sorted(f"{name} ({n} lines)" for name, n in lengths.items()
+                  if n > MAX_FUNCTION_LINES and name not in LONG_FUNCTIONS)
+    assert long == [], "split them into named steps, or add one to LONG_FUNCTIONS with a reason"
+    stale = sorted(name for name in LONG_FUNCTIONS if lengths.get(name, 0) <= MAX_FUNCTION_LINES)
+    assert stale == [], "short now (or gone): remove them from LONG_FUNCTIONS"
+    assert all(reason.strip() for reason in LONG_FUNCTIONS.values())
+
+
+def test_the_length_reader_sees_methods_and_nested_functions(tmp_path, monkeypatch):
+    """The check above is not vacuous: a long method and a long nested function are found."""
+    pkg = tmp_path / "reskd"
+    pkg.mkdir()
+    body = "".join(f"        x{i} = {i}\n" for i in range(80))
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text(f"class C:\n    def m(self):\n{body}\n\ndef f():\n    def g():\n"
+                              f"{body}    return g\n")
+    monkeypatch.setattr(__import__(__name__), "SRC", tmp_path)
+    assert function_lengths() == {"reskd.a.C.m": 81, "reskd.a.f": 83, "reskd.a.f.g": 81}
