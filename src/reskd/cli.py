@@ -51,11 +51,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _checkpoint_config(checkpoint: str, overrides: list[str]) -> Config:
+    """The config a checkpoint records (its run's), with `--set` overrides: `reskd test`'s
+    data lists and root when no config is given."""
+    from reskd.checkpoint import load_checkpoint
+
+    recorded = load_checkpoint(checkpoint).get("config")
+    if not recorded:
+        raise ValueError(f"{checkpoint} records no config; give one for its data lists: "
+                         f"reskd test CONFIG --checkpoint {checkpoint}")
+    # JSON is YAML, so each value reads back as it was saved
+    flat = [f"{section}.{key}={json.dumps(value)}" for section, values in recorded.items()
+            for key, value in values.items()]
+    try:
+        return load_config(None, flat + list(overrides))
+    except ConfigError as e:
+        raise ConfigError(f"the config recorded in {checkpoint}: {e}. Give a config for its "
+                          f"data lists: reskd test CONFIG --checkpoint {checkpoint}") from None
+
+
 def cmd_test(args) -> int:
     from reskd.engine import distributed as dist_utils
     from reskd.runs import format_test, run_test
 
-    result = run_test(_config_from(args), args.checkpoint, size=args.size)
+    cfg = (_config_from(args) if args.config is not None
+           else _checkpoint_config(args.checkpoint, args.set or []))
+    # notes (e.g. config view keys the checkpoint's recipe replaces) go to stderr: stdout is
+    # the result, JSON with --json
+    result = run_test(cfg, args.checkpoint, size=args.size,
+                      log=lambda m: print(m, file=sys.stderr))
     if dist_utils.is_main():
         print(json.dumps(result, indent=2) if args.json else format_test(result))
     return 0
@@ -441,10 +465,12 @@ _SIZE_HELP = ("input size, one the checkpoint supports (an any-resolution studen
               "distill.student_sizes; default: the checkpoint's own)")
 
 
-def _with_config(sub, name: str, help: str) -> argparse.ArgumentParser:
-    """A command that reads a YAML config and `--set` overrides (train, distill, test)."""
+def _with_config(sub, name: str, help: str, *, config_help: str = "YAML config (see configs/)",
+                 optional: bool = False) -> argparse.ArgumentParser:
+    """A command that reads a YAML config (`optional`: or not, args.config None) and `--set`
+    overrides (train, distill, test)."""
     q = sub.add_parser(name, help=help)
-    q.add_argument("config", help="YAML config (see configs/)")
+    q.add_argument("config", help=config_help, **({"nargs": "?"} if optional else {}))
     q.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.02 (repeatable)")
     return q
@@ -458,7 +484,11 @@ def add_run_commands(sub) -> None:
     q = _with_config(sub, "distill", "distil a low-resolution student from a teacher checkpoint")
     q.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
     q.set_defaults(func=cmd_train, distill=True)
-    q = _with_config(sub, "test", "multi-view test of a checkpoint on data.val_list")
+    q = _with_config(sub, "test", "multi-view test of a checkpoint on data.val_list",
+                     config_help="YAML config for the data (data.root, data.val_list) and "
+                     "the test's clips, crops and runtime (default: the config the checkpoint "
+                     "records); the views (size, crop, shrink, mean/std) are always the "
+                     "checkpoint's", optional=True)
     q.add_argument("--checkpoint", required=True, help="model.pt or checkpoint.pt of a run")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.add_argument("--size", type=int, default=None, help=_SIZE_HELP)
