@@ -264,33 +264,13 @@ def bench_report(*, model_name: str | None = None, checkpoint: str | None = None
         raise ValueError(f"modes must be distinct names from {', '.join(MODES)}, got {modes!r}")
     settings = {mode: mode_settings(mode, device) for mode in modes}  # validates names early
     if checkpoint is not None:  # an any-resolution student runs at the sizes it supports only
-        from reskd.checkpoint import check_size, checkpoint_sizes
-        from reskd.checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(checkpoint)
-        if len(checkpoint_sizes(ckpt)) > 1:
-            for size in sizes:
-                check_size(ckpt, size, checkpoint)
+        _check_checkpoint_sizes(checkpoint, sizes)
     base, name = _build(model_name, checkpoint, frames=frames, num_classes=num_classes)
     default = fastest_default_mode(device)["mode"]
+    models, folded = _mode_models(base, settings, device)
 
     rows: dict[tuple[int, str], dict] = {}
     cases: dict[str, Callable[[], object]] = {}
-    models: dict[str, nn.Module] = {}
-    folded: dict[str, int] = {}
-    for mode in modes:
-        s = settings[mode]
-        if s["skip"] is None:
-            try:
-                m, n_folded = fold_batchnorm(base) if s["fold_bn"] else (copy.deepcopy(base), 0)
-            except ValueError as e:  # reported in the rows of this mode, never hidden
-                settings[mode] = {**s, "skip": str(e)}
-                continue
-            folded[mode] = n_folded
-            m = prepare_model(m, device, s["channels_last"]) if s["channels_last"] else m.to(device)
-            # static shapes: one graph per size (automatic dynamic shapes would kick in at the
-            # second size and time a slower, shape-generic graph)
-            models[mode] = torch.compile(m, dynamic=False) if s["compile"] else m
     for size in sizes:
         x = torch.randn(batch, frames, 3, size, size, device=device)  # (N, T, C, H, W)
         for mode in modes:
@@ -309,35 +289,85 @@ def bench_report(*, model_name: str | None = None, checkpoint: str | None = None
                 row["note"] = "bf16 is emulated on this CPU (no AVX-512 BF16 / AMX): slower"
             if s["fold_bn"]:
                 row["note"] = f"{folded[mode]} BatchNorms folded into convolutions"
-
-            def call(model=models[mode], x=x, amp=s["amp_dtype"]):
-                with torch.inference_mode(), autocast(device, amp):
-                    return model(x)
-
-            start = time.perf_counter()
-            n_warmup = max(warmup, 2 if s["compile"] else 1)
-            try:
-                for _ in range(n_warmup):
-                    call()
-                    synchronize(device)
-            except Exception as e:  # noqa: BLE001 - reported in the row, never hidden
-                if not s["compile"]:
-                    raise
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                row["note"] = f"torch.compile failed, not timed: {type(e).__name__}: {first}"
-                if log:
-                    log(f"[bench] {size}px {mode}: {row['note']}")
-                continue
-            if s["compile"]:
-                row["compile_s"] = time.perf_counter() - start
-                row["note"] = (f"compile_s = wall time of the {n_warmup} warm-up calls, "
-                               f"compilation included")
-            cases[f"{size}/{mode}"] = call
-            if log:
-                log(f"[bench] warmed up {size}px {mode} ({time.perf_counter() - start:.1f} s)")
+            call = _warmed_up(models[mode], x, s, row, device=device, warmup=warmup, log=log)
+            if call is not None:
+                cases[f"{size}/{mode}"] = call
 
     rates = interleaved_rates(cases, rounds=rounds, min_seconds=min_seconds, device=device)
-    load_end = machine_facts(device, None)["load_avg_1m"]
+    _add_rates(rows, rates, batch=batch, load_end=machine_facts(device, None)["load_avg_1m"])
+    return list(rows.values())
+
+
+def _check_checkpoint_sizes(checkpoint: str, sizes: Sequence[int]) -> None:
+    """An any-resolution student is timed only at the sizes it supports."""
+    from reskd.checkpoint import check_size, checkpoint_sizes, load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    if len(checkpoint_sizes(ckpt)) > 1:
+        for size in sizes:
+            check_size(ckpt, size, checkpoint)
+
+
+def _mode_models(base: nn.Module, settings: dict[str, dict], device: torch.device
+                 ) -> tuple[dict[str, nn.Module], dict[str, int]]:
+    """The model of every mode not skipped (a copy of `base` on `device`, BatchNorms folded,
+    channels_last or compiled as the mode says), and the BatchNorms folded per mode. A mode
+    whose BatchNorms cannot be folded is marked skipped in `settings`, with the reason."""
+    models: dict[str, nn.Module] = {}
+    folded: dict[str, int] = {}
+    for mode, s in settings.items():
+        if s["skip"] is not None:
+            continue
+        try:
+            m, n_folded = fold_batchnorm(base) if s["fold_bn"] else (copy.deepcopy(base), 0)
+        except ValueError as e:  # reported in the rows of this mode, never hidden
+            settings[mode] = {**s, "skip": str(e)}
+            continue
+        folded[mode] = n_folded
+        m = prepare_model(m, device, s["channels_last"]) if s["channels_last"] else m.to(device)
+        # static shapes: one graph per size (automatic dynamic shapes would kick in at the
+        # second size and time a slower, shape-generic graph)
+        models[mode] = torch.compile(m, dynamic=False) if s["compile"] else m
+    return models, folded
+
+
+def _warmed_up(model: nn.Module, x: torch.Tensor, s: dict, row: dict, *, device: torch.device,
+               warmup: int, log: Callable[[str], None] | None) -> Callable[[], object] | None:
+    """The timed call of one size x mode after its warm-up calls; None (with the reason in
+    `row["note"]`) when compiling failed. A compiled mode's `compile_s` goes into `row`."""
+
+    def call(model=model, x=x, amp=s["amp_dtype"]):
+        with torch.inference_mode(), autocast(device, amp):
+            return model(x)
+
+    size, mode = row["size"], row["mode"]
+    start = time.perf_counter()
+    n_warmup = max(warmup, 2 if s["compile"] else 1)
+    try:
+        for _ in range(n_warmup):
+            call()
+            synchronize(device)
+    except Exception as e:  # noqa: BLE001 - reported in the row, never hidden
+        if not s["compile"]:
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        row["note"] = f"torch.compile failed, not timed: {type(e).__name__}: {first}"
+        if log:
+            log(f"[bench] {size}px {mode}: {row['note']}")
+        return None
+    if s["compile"]:
+        row["compile_s"] = time.perf_counter() - start
+        row["note"] = (f"compile_s = wall time of the {n_warmup} warm-up calls, "
+                       f"compilation included")
+    if log:
+        log(f"[bench] warmed up {size}px {mode} ({time.perf_counter() - start:.1f} s)")
+    return call
+
+
+def _add_rates(rows: dict[tuple[int, str], dict], rates: dict[str, list[float]], *, batch: int,
+               load_end: float | None) -> None:
+    """Videos/s (median over rounds), every round's and the latency per batch into the timed
+    rows; the load average after timing into every row."""
     for row in rows.values():
         row["load_avg_1m_end"] = load_end  # with load_avg_1m: how busy the machine was
     for key, per_round in rates.items():
@@ -347,7 +377,6 @@ def bench_report(*, model_name: str | None = None, checkpoint: str | None = None
         row["videos_per_s"] = calls_per_s * batch
         row["videos_per_s_rounds"] = [r * batch for r in per_round]
         row["latency_ms"] = 1000.0 / calls_per_s
-    return list(rows.values())
 
 
 def format_bench(rows: Sequence[dict]) -> str:
