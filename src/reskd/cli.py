@@ -2,12 +2,16 @@
 
     reskd train CONFIG [--set key=value ...] [--resume]
     reskd distill CONFIG [--set ...] [--resume]
-    reskd test CONFIG --checkpoint CKPT [--set ...] [--json]
+    reskd test [CONFIG] --checkpoint CKPT [--set ...] [--json]   (no CONFIG: the checkpoint's)
     reskd demo [--out DIR] [--quick] [--seed S]
     reskd data synth --out DIR [--kind digits|textures] [--seed S]
     reskd data extract LIST --root R --out DIR [--short-side 256] [--fps F]
     reskd data prepare LIST --root R --out DIR [--short-side 256] [--keyint 16]
     reskd data convert DATASET --out DIR [--csv/--json/--labels/--train/--val ...]
+    reskd data convert folders --root ROOT --out DIR [--val-fraction 0.2] [--seed 0]
+    reskd config new [--teacher-size 224] [--student-size 112] [--arch A] [--frames 8]
+                     [--classes N] [--data-root ROOT] [--lists DIR] [--out FILE]
+    reskd --version
     reskd flops (--model NAME | --checkpoint CKPT) [--size S --frames F] [--views V] [--json]
     reskd bench (--model NAME | --checkpoint CKPT) --sizes 224,112,56 --frames F --batch B
     reskd sweep [--model NAME] [--checkpoints S=CKPT,...] --sizes ... --frames F --out DIR
