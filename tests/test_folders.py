@@ -101,6 +101,10 @@ def test_train_and_val_folders_are_kept_as_they_are(tmp_path):
                            "val": [Entry("validation/a/3.mp4", (0,))],
                            "test": [Entry("test/b/4.mp4", (1,))]}
     assert conv.skipped == {"folder extras/ beside train/ (not val/, validation/ or test/)": 1}
+    assert conv.notes == ()
+    clip(root / "test" / "c" / "5.mp4", 4)  # a class no training video shows is reported
+    assert parse_folders(root).notes == ("1 class(es) with no training video (only in val/ or "
+                                         "test/): c",)
     # only train/: its videos are split as a flat root's
     only = tmp_path / "only"
     for i in range(3):

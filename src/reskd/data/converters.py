@@ -466,6 +466,10 @@ def parse_folders(root: PathLike, *, val_fraction: float = VAL_FRACTION, seed: i
                         for name, d in folders.items()}
     classes = sorted({name for by_class in found.values() for name in by_class})
     notes = []
+    untrained = sorted(set(classes) - set(found["train"]))
+    if untrained:
+        notes.append(f"{len(untrained)} class(es) with no training video (only in val/ or "
+                     f"test/): {', '.join(untrained[:10])}{' ...' if len(untrained) > 10 else ''}")
     if "val" not in found:
         found["train"], found["val"], single = _split_by_class(found["train"], val_fraction, seed)
         if single:
