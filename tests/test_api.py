@@ -211,7 +211,7 @@ def test_the_examples_distil_a_student_the_cli_takes(example, tiny_data, tmp_pat
     test = subprocess.run([*cli, "test", str(config), "--checkpoint", str(out), "--json"],
                           capture_output=True, text=True, check=True)
     result = json.loads(test.stdout[test.stdout.index("{"):])
-    assert result["videos"] == 8 and result["size"] == 32
+    assert result["num_videos"] == 8 and result["size"] == 32 and result["failed"] == []
     video = data / (data / "val.txt").read_text().split()[0]
     predict = subprocess.run([*cli, "predict", "--checkpoint", str(out), "--json", str(video)],
                              capture_output=True, text=True, check=True)
@@ -220,6 +220,11 @@ def test_the_examples_distil_a_student_the_cli_takes(example, tiny_data, tmp_pat
                            capture_output=True, text=True, check=True)
     assert json.loads(flops.stdout)["gmacs_per_video"] == pytest.approx(
         reskd.gmacs(student, size=32, frames=2), rel=1e-3)
+    if example == "lightning_module.py":  # (slow) ONNX export with its parity check, once
+        export = subprocess.run([*cli, "export", "--checkpoint", str(out), "--out",
+                                 str(tmp_path / "student.onnx")], capture_output=True, text=True,
+                                check=True)
+        assert json.loads(export.stdout)["max_abs_diff"] < 1e-4
 
 
 def test_examples_stay_short_and_use_only_the_public_api():

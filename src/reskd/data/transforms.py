@@ -349,17 +349,7 @@ class Views:
         (..., T, C, student_size, student_size)), normalised float32. A crop whose side is not
         the crop size is resized to it first (bilinear, antialiased), as the training crop is.
         """
-        if not isinstance(clips, torch.Tensor) or clips.dtype != torch.uint8:
-            got = clips.dtype if isinstance(clips, torch.Tensor) else type(clips).__name__
-            raise TypeError(
-                f"Views expects uint8 pixels (0-255), got {got}: the views are normalised "
-                f"here with mean/std, so pass the decoded frames as they are (a float clip "
-                f"in [0, 1] would be normalised twice); convert with (clip * 255).round()"
-                f".to(torch.uint8) if you hold floats")
-        if clips.dim() not in (4, 5) or clips.shape[-3] != 3:
-            raise ValueError(f"Views expects crops (N, T, C, H, W) or (T, C, H, W) with C = 3 "
-                             f"(channels before height and width), got shape "
-                             f"{tuple(clips.shape)}")
+        _check_crops(clips)
         side = self.crop_size or self.sizes[0]
         if tuple(clips.shape[-2:]) != (side, side):
             lead = clips.shape[:-3]
@@ -396,6 +386,7 @@ class Views:
         (sizes[0]) for two sizes, plus "students": {size: view} for each other size of
         `student_sizes`; each view shrunk from the crop (so "student" is the same tensor with
         or without `student_sizes`)."""
+        _check_crops(clip)
         others = tuple(s for s in self.student_sizes if s != self.sizes[-1])
         views = crop_views(clip, self.sizes + others, mean=self.mean, std=self.std,
                            shrink_filter=self.shrink, downsample_to=self.downsample_to)
@@ -429,6 +420,20 @@ class Views:
         if self.student_sizes:
             record["student_sizes"] = sorted(self.student_sizes)
         return record
+
+
+def _check_crops(clips: torch.Tensor) -> None:
+    """A TypeError / ValueError unless `clips` are uint8 crops (..., T, C, H, W), C = 3."""
+    if not isinstance(clips, torch.Tensor) or clips.dtype != torch.uint8:
+        got = clips.dtype if isinstance(clips, torch.Tensor) else type(clips).__name__
+        raise TypeError(
+            f"Views expects uint8 pixels (0-255), got {got}: the views are normalised here "
+            f"with mean/std, so pass the decoded frames as they are (a float clip in [0, 1] "
+            f"would be normalised twice); convert with (clip * 255).round().to(torch.uint8) "
+            f"if you hold floats")
+    if clips.dim() not in (4, 5) or clips.shape[-3] != 3:
+        raise ValueError(f"Views expects crops (N, T, C, H, W) or (T, C, H, W) with C = 3 "
+                         f"(channels before height and width), got shape {tuple(clips.shape)}")
 
 
 def checkpoint_views(ckpt: dict, path: str | Path = "checkpoint",
