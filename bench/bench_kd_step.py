@@ -28,7 +28,8 @@ from reskd.distill.distiller import Distiller, freeze
 from reskd.efficiency.benchmark import (bench_arguments, fastest_default_mode, interleaved_rates,
                                       machine_facts, parse_bench_arguments)
 from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
-from reskd.engine.train import make_optimizer, train_step
+from reskd.engine.optim import make_optimizer
+from reskd.engine.train import train_step
 from reskd.models import build_model
 
 TARGET = 2.5  # clips/s default / clips/s fp32 NCHW

@@ -57,7 +57,8 @@ def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int 
     from reskd.distill.distiller import freeze, set_teacher_mode
     from reskd.engine.runtime import (autocast_dtype, pick_device, prepare_model,
                                       share_cpu_with_workers)
-    from reskd.engine.train import make_optimizer, train_step
+    from reskd.engine.optim import make_optimizer
+    from reskd.engine.train import train_step
     from reskd.models import build_from_kwargs
     from reskd.runs import distiller_for, make_dataset, make_train_loader, model_kwargs
 

@@ -33,7 +33,8 @@ from reskd.efficiency.benchmark import (bench_arguments, cpu_flags, interleaved_
                                       machine_facts, parse_bench_arguments)
 from reskd.engine.runtime import (autocast_dtype, per_round_ratio, pick_device, pick_precision,
                                   precision_candidates, precision_name, prepare_model)
-from reskd.engine.train import make_optimizer, train_step
+from reskd.engine.optim import make_optimizer
+from reskd.engine.train import train_step
 from reskd.models import build_model
 
 TIE = 0.03  # a pick within 3% of the faster step's clips/s counts as right

@@ -99,7 +99,8 @@ from reskd.efficiency.benchmark import (bench_report, fastest_default_mode,  # n
                                       interleaved_rates, machine_facts)
 from reskd.engine.runtime import (autocast_dtype, pick_device, precision_name,  # noqa: E402
                                   prepare_model)
-from reskd.engine.train import make_optimizer, train_step  # noqa: E402
+from reskd.engine.optim import make_optimizer  # noqa: E402
+from reskd.engine.train import train_step  # noqa: E402
 from reskd.models import build_model  # noqa: E402
 
 

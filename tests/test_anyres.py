@@ -24,7 +24,8 @@ from reskd.data import transforms as T
 from reskd.distill.distiller import Distiller, KDWeights, distill_loss
 from reskd.distill.losses import classification_loss, feature_kd
 from reskd.checkpoint import checkpoint_at_size, checkpoint_sizes, load_checkpoint
-from reskd.engine.train import make_optimizer, train_step
+from reskd.engine.optim import make_optimizer
+from reskd.engine.train import train_step
 from reskd.models import build_from_kwargs, load_model_checkpoint
 from reskd.models.fold import fold_batchnorm
 from reskd.models.size_bn import SizeBatchNorm, set_size

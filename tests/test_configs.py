@@ -250,7 +250,8 @@ def first_batch(cfg: Config, sizes: tuple[int, ...], num_classes: int) -> dict:
 @pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
 def test_one_training_step(path, data_root, tmp_path):
     from reskd.distill.distiller import freeze, set_teacher_mode
-    from reskd.engine.train import make_optimizer, train_step
+    from reskd.engine.optim import make_optimizer
+    from reskd.engine.train import train_step
 
     written = load_config(path)
     distill = is_distill(written)

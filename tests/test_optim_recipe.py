@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from reskd.config import ConfigError, OptimConfig, load_config
-from reskd.engine.train import Interrupted, make_optimizer, make_schedule, train_step
+from reskd.engine.optim import make_optimizer, make_schedule
+from reskd.engine.train import Interrupted, train_step
 from reskd.models import build_model
 
 CPU = torch.device("cpu")

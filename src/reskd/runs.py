@@ -34,7 +34,8 @@ from reskd.checkpoint import checkpoint_context, save_checkpoint
 from reskd.engine.evaluate import evaluate
 from reskd.engine.runtime import (autocast_dtype, pick_device, pick_precision, precision_name,
                                   prepare_model, share_cpu_with_workers)
-from reskd.engine.train import make_optimizer, make_schedule, train
+from reskd.engine.optim import make_optimizer, make_schedule
+from reskd.engine.train import train
 from reskd.models import ARCH_OPTIONS, build_from_kwargs, load_model_checkpoint
 from reskd.models.imports import (Renormalized, check_classes, convert_to_mmaction,
                                   load_model_source, renormalized)
