@@ -41,10 +41,15 @@ LOSS_RTOL = 1e-6
 WEIGHT_ATOL = 1e-5
 
 
-def torchrun(*args: str, ok: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+def torchrun(*args: str, ok: bool = True,
+             signal_at: tuple[int, str] | None = None) -> subprocess.CompletedProcess:
+    """`reskd ARGS` in 2 processes; `signal_at` (step, signal name): each process sends itself
+    that signal after that training step (tests/kill_at_step.py)."""
+    reskd = (["-m", "reskd"] if signal_at is None else
+             [str(Path(__file__).with_name("kill_at_step.py")), *map(str, signal_at)])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "reskd", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+           *reskd, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     if ok and proc.returncode != 0:
         raise AssertionError(f"torchrun reskd {' '.join(args)} failed:\n{proc.stdout}\n"
@@ -90,8 +95,7 @@ def test_two_processes_stopped_and_resumed_match_one_process(config, tmp_path):
     run_train(load_config(config, [*TINY, "data.batch_size=8", f"runtime.out={one}"]),
               distill=False, log=lambda _: None)
     args = ["train", str(config), *sets(*TINY, "data.batch_size=4", f"runtime.out={two}")]
-    proc = torchrun(*args, ok=False, env={"RESKD_TEST_KILL_AT_STEP": "9",
-                                          "RESKD_TEST_KILL_SIGNAL": "TERM"})
+    proc = torchrun(*args, ok=False, signal_at=(9, "TERM"))
     assert proc.returncode != 0
     # both processes stop after the same step (they agree by all_reduce); only rank 0 speaks
     assert proc.stderr.count("reskd: stopped by SIGTERM 3 steps into epoch 2") == 1

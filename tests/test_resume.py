@@ -4,7 +4,6 @@ uninterrupted run ends (fp32, workers 0; dropout 0.5 so the restored torch RNG m
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.dropout=0.5", "runtime.keep_checkpoints=1", "runtime.log_every=2"]
 # 48 training videos / batch 8 = 6 steps per epoch: step 9 is 3 steps into epoch 2.
 KILL_AT_STEP = 9
+KILL_AT_STEP_SCRIPT = Path(__file__).with_name("kill_at_step.py")
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +52,10 @@ def uninterrupted(config, tmp_path_factory) -> Path:
 
 
 def kill_run(config: Path, out: Path, signal_name: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RESKD_TEST_KILL_AT_STEP": str(KILL_AT_STEP),
-           "RESKD_TEST_KILL_SIGNAL": signal_name}
-    return subprocess.run([sys.executable, "-m", "reskd", "train", str(config),
-                           *sets(*TINY, f"runtime.out={out}")], capture_output=True, text=True,
-                          timeout=300, env=env)
+    """`reskd train` in a process that sends itself SIGNAL after step KILL_AT_STEP."""
+    return subprocess.run([sys.executable, str(KILL_AT_STEP_SCRIPT), str(KILL_AT_STEP),
+                           signal_name, "train", str(config), *sets(*TINY, f"runtime.out={out}")],
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 studies end to end through the real CLI on tiny synthetic videos (numbers not meaningful)."""
 
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,9 +115,9 @@ def test_study_ablation_quick_fills_tables_5_and_6(tmp_path):
     out = tmp_path / "abl"
     # SIGTERM in the first run's first step: that run saves its position, the study stops
     stopped = subprocess.run(
-        [sys.executable, "-m", "reskd", "study", "ablation", "--quick", "--seeds", "0", "--out",
-         str(out)], capture_output=True, text=True, timeout=600,
-        env={**os.environ, "RESKD_TEST_KILL_AT_STEP": "1", "RESKD_TEST_KILL_SIGNAL": "TERM"})
+        [sys.executable, str(Path(__file__).with_name("kill_at_step.py")), "1", "TERM", "study",
+         "ablation", "--quick", "--seeds", "0", "--out", str(out)], capture_output=True,
+        text=True, timeout=600)
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     assert "stopped by SIGTERM" in stopped.stderr
     assert "run the same `reskd study` command again" in stopped.stderr
@@ -158,8 +158,6 @@ def test_study_with_a_config_needs_its_sizes_and_a_real_file(tmp_path):
 
 def test_paper_scale_plans_build_every_run_from_a_table1_config(tmp_path):
     """At paper scale the same plans run from a YAML: R50 at 112, R152 and R50-S by default."""
-    from pathlib import Path
-
     from reskd.experiments.studies import _default_big_set, _default_s_set, make_base
 
     config = str(Path(__file__).parent.parent / "configs/table1_activitynet_r50_baseline112.yaml")

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -310,12 +311,13 @@ def run_convert(cfg: Config, source: str, out: str | Path, *, half: str = "stude
 
 
 def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
-              should_stop=None) -> dict:
+              should_stop=None, on_step: Callable[[int], None] | None = None) -> dict:
     """Trains (or distils) per `cfg`, tests the final model on data.val_list when set.
 
     Under torchrun, data.batch_size is per process and optim.lr is for the global batch
     (batch_size x processes): scale lr linearly with it (see reskd.engine.distributed).
-    `should_stop()` -> reason or None is polled after every step (the CLI wires signals to it).
+    `should_stop()` -> reason or None is polled after every step (the CLI wires signals to it);
+    `on_step(step)` is called after every step (`reskd.engine.train.train`).
 
     Returns {"out": run folder, "model": path of model.pt, "val": metrics or {}}.
     """
@@ -431,7 +433,7 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
                   val_every=r.val_every, keep_checkpoints=r.keep_checkpoints,
                   should_stop=should_stop, progress=r.progress, tensorboard=r.tensorboard,
                   log_every=r.log_every, transform=train_set.views.views_of,
-                  accumulate=o.accumulate,
+                  accumulate=o.accumulate, on_step=on_step,
                   log=log)
     val = state.history[-1].get("val", {}) if state.history else {}
     return {"out": str(out), "model": str(out / "model.pt"), "val": val}

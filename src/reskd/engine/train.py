@@ -51,12 +51,6 @@ from reskd.engine.optim import Schedule, base_lr
 from reskd.engine.runtime import autocast
 from reskd.engine.tensorboard import open_writer, write_scalars
 
-# Test hook: the trainer signals itself after this global step (SIGKILL unless
-# RESKD_TEST_KILL_SIGNAL names another, e.g. TERM), to test crash and interrupt recovery.
-_KILL_AT_STEP = "RESKD_TEST_KILL_AT_STEP"
-_KILL_SIGNAL = "RESKD_TEST_KILL_SIGNAL"
-
-
 class TrainingStopped(RuntimeError):
     """The run stopped before its last epoch; the message says why and how to go on."""
     exit_code = 1
@@ -354,6 +348,7 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
           keep_checkpoints: int = 2, should_stop: Callable[[], str | None] | None = None,
           progress: bool = True, tensorboard: bool = True, log_every: int = 10,
           transform: Callable[[torch.Tensor], dict] | None = None, accumulate: int = 1,
+          on_step: Callable[[int], None] | None = None,
           log: Callable[[str], None] = print) -> TrainState:
     """Trains `model` and returns the final state; with a `distiller` (`reskd.Distiller`,
     whose student is `model`), distils it from the distiller's teacher.
@@ -369,7 +364,8 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     uint8 crosses the process boundary and the device does the resizing. Every `log_every` steps
     the loss parts are read from the device (the only sync of the loop besides the step's own
     finiteness check) for the progress bar and, with `tensorboard`, the curves
-    (`reskd.engine.tensorboard`).
+    (`reskd.engine.tensorboard`). `on_step(step)` is called with the global step after each
+    optimizer step, before `should_stop` is asked (e.g. a test that signals the process there).
 
     `accumulate` = k > 1: each optimizer step takes k loader batches (`train_step` on a list);
     an epoch is len(loader) // k steps and the last len(loader) % k batches are not loaded.
@@ -411,8 +407,6 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     resumed = state.step > 0
     writer = (open_writer(out_dir, resume_step=state.step + 1 if resumed else None, log=log)
               if tensorboard and is_main else None)
-    kill_at = int(os.environ.get(_KILL_AT_STEP, "0") or 0)
-    kill_signal = getattr(signal, "SIG" + os.environ.get(_KILL_SIGNAL, "KILL").upper())
 
     def payload(**extra) -> dict:
         return {**context, "kind": "train-state", "model": core.state_dict(),
@@ -512,8 +506,8 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
                 if writer is not None:
                     write_scalars(writer, "", curves, state.step)
                 last, last_time, waited = now, t, 0.0
-            if state.step == kill_at:
-                os.kill(os.getpid(), kill_signal)
+            if on_step is not None:
+                on_step(state.step)
             reason = stop_requested()
             if reason is not None and done < steps:
                 sums["seconds"] += time.perf_counter() - start
