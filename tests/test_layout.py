@@ -16,7 +16,7 @@ LAYERS = [
     ["reskd.config", "reskd.metrics", "reskd.checkpoint"],
     ["reskd.data.", "reskd.models.", "reskd.distill."],
     ["reskd.engine."],
-    ["reskd.efficiency.", "reskd.predict", "reskd.export", "reskd.analysis."],
+    ["reskd.efficiency.", "reskd.predict", "reskd.export", "reskd.analysis.", "reskd.api"],
     ["reskd.runs"],
     ["reskd", "reskd.experiments."],
     ["reskd.cli"],
@@ -126,10 +126,7 @@ def test_the_graph_reader_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
 # House rule 13: a function past about 80 lines is usually several jobs. The exceptions, each
 # with its reason (declarative tables; work in progress named as such), by qualified name.
 MAX_FUNCTION_LINES = 80
-LONG_FUNCTIONS: dict[str, str] = {
-    "reskd.engine.train.train": "being split",
-    "reskd.runs.run_train": "being split",
-}
+LONG_FUNCTIONS: dict[str, str] = {}  # none at present
 
 
 def function_lengths() -> dict[str, int]:

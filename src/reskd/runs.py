@@ -333,15 +333,87 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
         raise ConfigError(f"model.num_classes={cfg.model.num_classes} but {cfg.data.classes} "
                           f"lists {len(classes)} classes; set one to match the other")
     kwargs = model_kwargs(cfg, num_classes)
+    teacher, sizes, crop_size = _teacher_and_sizes(
+        cfg, distill=distill, distributed=distributed, num_classes=num_classes,
+        student_kwargs=kwargs, log=log)
+    model = build_from_kwargs(kwargs, pretrained=cfg.model.pretrained)
+    gmacs = _gmacs(cfg, model, cfg.data.size)
+    train_set = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
+                             crop_size=crop_size, student_sizes=tuple(cfg.distill.student_sizes),
+                             log=log)
+    context = checkpoint_context(cfg, classes, kwargs, gmacs, train_set.views.record())
+    if cfg.distill.student_sizes:  # what `checkpoint_at_size` reports for each size
+        context["gmacs_by_size"] = {s: _gmacs(cfg, model, s)
+                                    for s in sorted(cfg.distill.student_sizes)}
+    if dist_utils.is_main():
+        save_config(cfg, out / "config.yaml")
+    amp = autocast_dtype(r.precision, device)
+    model = prepare_model(model, device, r.channels_last)
+    if teacher is not None:
+        teacher = prepare_model(teacher, device, r.channels_last)
+    loader = make_train_loader(cfg, train_set)
+    share_cpu_with_workers(device, loader.num_workers)
+    if len(loader) == 0:
+        raise ConfigError(f"the training list has {len(train_set)} videos, fewer than one batch "
+                          f"of data.batch_size={cfg.data.batch_size} per process")
+    if r.precision == "auto":
+        amp = _picked_precision(cfg, model, teacher, device, teacher_size=sizes[0], log=log)
+    train_model, teacher = _for_processes(cfg, model, teacher, device, distributed=distributed)
+    optimizer, schedule = optimizer_for(cfg, model, steps_per_epoch=len(loader) // o.accumulate)
+    val_set, evaluate_fn = _validation(cfg, device=device, amp=amp, num_classes=num_classes,
+                                       crop_size=crop_size, log=log)
+    if cfg.data.cache_decoded:
+        _decode_into_memory([train_set] + ([val_set] if val_set is not None else []),
+                            should_stop=should_stop, log=log)
+    if dist_utils.is_main():
+        what = "distilling" if distill else "training"
+        log(f"{what} {cfg.model.arch} at {cfg.data.size}px"
+            + (f" from a {sizes[0]}px teacher" if distill else "")
+            + f" on {len(train_set)} videos, {o.epochs} epochs, {device}, "
+              f"{precision_name(amp)}{', channels_last' if r.channels_last else ''}; "
+              f"{gmacs:.3f} GMACs per video; run folder {out}")
+    distiller = None if teacher is None else distiller_for(cfg, teacher, train_model)
+    state = train(model=train_model, loader=loader, optimizer=optimizer, schedule=schedule,
+                  epochs=o.epochs, device=device, amp_dtype=amp, out_dir=out, context=context,
+                  distiller=distiller, grad_clip=o.grad_clip, resume=resume,
+                  evaluate_fn=evaluate_fn, val_every=r.val_every,
+                  keep_checkpoints=r.keep_checkpoints, should_stop=should_stop,
+                  progress=r.progress, tensorboard=r.tensorboard, log_every=r.log_every,
+                  transform=train_set.views.views_of, accumulate=o.accumulate,
+                  on_step=on_step, log=log)
+    val = state.history[-1].get("val", {}) if state.history else {}
+    return {"out": str(out), "model": str(out / "model.pt"), "val": val}
+
+
+def optimizer_for(cfg: Config, model: torch.nn.Module, *, steps_per_epoch: int):
+    """(the optimizer over `model`'s parameter groups, its per-step schedule) per `optim.*`."""
+    o = cfg.optim
+    optimizer = make_optimizer(model, optimizer=o.optimizer, lr=o.lr, momentum=o.momentum,
+                               nesterov=o.nesterov, weight_decay=o.weight_decay,
+                               bias_lr_mult=o.bias_lr_mult, backbone_lr_mult=o.backbone_lr_mult,
+                               no_decay_names=o.no_decay_names)
+    schedule = make_schedule(schedule=o.schedule, epochs=o.epochs,
+                             steps_per_epoch=steps_per_epoch, warmup_epochs=o.warmup_epochs,
+                             warmup_start_factor=o.warmup_start_factor,
+                             milestones=o.milestones, gamma=o.gamma)
+    return optimizer, schedule
+
+
+def _teacher_and_sizes(cfg: Config, *, distill: bool, distributed: bool, num_classes: int,
+                       student_kwargs: dict, log
+                       ) -> tuple[torch.nn.Module | None, tuple[int, ...], int]:
+    """(the frozen teacher or None, the view sizes: (teacher's, student's) or (student's,),
+    the crop size they are shrunk from), after checking that the sizes,
+    distill.student_sizes and data.crop_size fit together."""
     teacher, sizes = None, (cfg.data.size,)
     if distill:
-        teacher, teacher_size = load_teacher(cfg, num_classes, kwargs, log=log)
+        teacher, teacher_size = load_teacher(cfg, num_classes, student_kwargs, log=log)
         sizes = (teacher_size, cfg.data.size)
         if teacher_size < max((cfg.data.size, *cfg.distill.student_sizes)):
             raise ConfigError(f"teacher size {teacher_size} is below the student size "
                               f"{max((cfg.data.size, *cfg.distill.student_sizes))}; ResKD "
                               f"distils from high to low resolution")
-        warn_flat_student_map(cfg, teacher, teacher_size, kwargs,
+        warn_flat_student_map(cfg, teacher, teacher_size, student_kwargs,
                               log=log if dist_utils.is_main() else _quiet)
     student_sizes = tuple(cfg.distill.student_sizes)
     if student_sizes and not distill:
@@ -356,34 +428,30 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
         raise ConfigError(f"data.crop_size={crop_size} is below the teacher size {sizes[0]}: "
                           f"the teacher's and student's views are shrunk from that crop; set "
                           f"data.crop_size=0 (the teacher's size) or at least {sizes[0]}")
-    model = build_from_kwargs(kwargs, pretrained=cfg.model.pretrained)
-    gmacs = flops.gmacs_per_video(model, cfg.data.clip_len or cfg.data.num_segments, cfg.data.size,
-                            cfg.data.test_clips * cfg.data.test_crops)
-    train_set = make_dataset(cfg, "train_list", train=True, sizes=sizes, num_classes=num_classes,
-                             crop_size=crop_size, student_sizes=student_sizes, log=log)
-    context = checkpoint_context(cfg, classes, kwargs, gmacs, train_set.views.record())
-    if student_sizes:  # what `checkpoint_at_size` reports for each size
-        context["gmacs_by_size"] = {
-            s: flops.gmacs_per_video(model, cfg.data.clip_len or cfg.data.num_segments, s,
-                                     cfg.data.test_clips * cfg.data.test_crops)
-            for s in sorted(student_sizes)}
-    if dist_utils.is_main():
-        save_config(cfg, out / "config.yaml")
-    amp = autocast_dtype(r.precision, device)
-    model = prepare_model(model, device, r.channels_last)
-    if teacher is not None:
-        teacher = prepare_model(teacher, device, r.channels_last)
-    loader = make_train_loader(cfg, train_set)
-    share_cpu_with_workers(device, loader.num_workers)
-    if len(loader) == 0:
-        raise ConfigError(f"the training list has {len(train_set)} videos, fewer than one batch "
-                          f"of data.batch_size={cfg.data.batch_size} per process")
-    if r.precision == "auto":  # timed on this run's model and batch (pick_precision), rank 0's
-        shape = (cfg.data.batch_size, cfg.data.clip_len or cfg.data.num_segments, 3)
-        amp = dist_utils.all_gather_objects(pick_precision(
-            model, (*shape, cfg.data.size, cfg.data.size), device, teacher=teacher,
-            teacher_shape=(*shape, sizes[0], sizes[0]),
-            log=log if dist_utils.is_main() else _quiet))[0]
+    return teacher, sizes, crop_size
+
+
+def _gmacs(cfg: Config, model: torch.nn.Module, size: int) -> float:
+    """GMACs per video of `model` at `size`, with the config's frames and test views."""
+    return flops.gmacs_per_video(model, cfg.data.clip_len or cfg.data.num_segments, size,
+                                 cfg.data.test_clips * cfg.data.test_crops)
+
+
+def _picked_precision(cfg: Config, model: torch.nn.Module, teacher: torch.nn.Module | None,
+                      device: torch.device, *, teacher_size: int, log) -> torch.dtype | None:
+    """runtime.precision=auto: the autocast dtype timed on this run's model and batch
+    (`pick_precision`), rank 0's choice for every process."""
+    shape = (cfg.data.batch_size, cfg.data.clip_len or cfg.data.num_segments, 3)
+    return dist_utils.all_gather_objects(pick_precision(
+        model, (*shape, cfg.data.size, cfg.data.size), device, teacher=teacher,
+        teacher_shape=(*shape, teacher_size, teacher_size),
+        log=log if dist_utils.is_main() else _quiet))[0]
+
+
+def _for_processes(cfg: Config, model: torch.nn.Module, teacher: torch.nn.Module | None,
+                   device: torch.device, *, distributed: bool):
+    """(the model to train, the teacher): under torchrun the model DDP-wrapped, with
+    runtime.sync_bn both models' BatchNorms synchronised (the teacher's when it trains them)."""
     train_model = model
     if distributed:
         if cfg.runtime.sync_bn:  # batch statistics over the global batch, teacher's too
@@ -392,51 +460,34 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
                 teacher = dist_utils.convert_sync_batchnorm(teacher, device)
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = make_optimizer(model, optimizer=o.optimizer, lr=o.lr, momentum=o.momentum,
-                               nesterov=o.nesterov, weight_decay=o.weight_decay,
-                               bias_lr_mult=o.bias_lr_mult, backbone_lr_mult=o.backbone_lr_mult,
-                               no_decay_names=o.no_decay_names)
-    schedule = make_schedule(schedule=o.schedule, epochs=o.epochs,
-                             steps_per_epoch=len(loader) // o.accumulate,
-                             warmup_epochs=o.warmup_epochs,
-                             warmup_start_factor=o.warmup_start_factor,
-                             milestones=o.milestones, gamma=o.gamma)
-    evaluate_fn = None
-    if cfg.data.val_list:
-        val_set = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
-                               num_classes=num_classes, crop_size=crop_size, log=log)
-        val_loader = make_test_loader(cfg, val_set)
+    return train_model, teacher
 
-        def evaluate_fn(m):
-            return evaluate(m, val_loader, device=device, amp_dtype=amp,
-                            multi_label=cfg.data.multi_label, average=cfg.data.test_average,
-                            progress=r.progress)
 
-    if cfg.data.cache_decoded:
-        sets = [train_set] + ([val_set] if cfg.data.val_list else [])
-        start = time.perf_counter()
-        count = prefetch_decoded(sets, workers=os.cpu_count() or 1, should_stop=should_stop)
-        if count:
-            log(f"decoded {count} videos into memory in {time.perf_counter() - start:.0f} s "
-                f"(data.cache_decoded)")
-    if dist_utils.is_main():
-        what = "distilling" if distill else "training"
-        log(f"{what} {cfg.model.arch} at {cfg.data.size}px"
-            + (f" from a {sizes[0]}px teacher" if distill else "")
-            + f" on {len(train_set)} videos, {o.epochs} epochs, {device}, "
-              f"{precision_name(amp)}{', channels_last' if r.channels_last else ''}; "
-              f"{gmacs:.3f} GMACs per video; run folder {out}")
-    distiller = None if teacher is None else distiller_for(cfg, teacher, train_model)
-    state = train(model=train_model, loader=loader, optimizer=optimizer, schedule=schedule,
-                  epochs=o.epochs, device=device, amp_dtype=amp, out_dir=out, context=context,
-                  distiller=distiller, grad_clip=o.grad_clip, resume=resume, evaluate_fn=evaluate_fn,
-                  val_every=r.val_every, keep_checkpoints=r.keep_checkpoints,
-                  should_stop=should_stop, progress=r.progress, tensorboard=r.tensorboard,
-                  log_every=r.log_every, transform=train_set.views.views_of,
-                  accumulate=o.accumulate, on_step=on_step,
-                  log=log)
-    val = state.history[-1].get("val", {}) if state.history else {}
-    return {"out": str(out), "model": str(out / "model.pt"), "val": val}
+def _validation(cfg: Config, *, device: torch.device, amp: torch.dtype | None,
+                num_classes: int, crop_size: int, log):
+    """(the validation set, evaluate_fn(model) -> its metrics), or (None, None) without
+    data.val_list."""
+    if not cfg.data.val_list:
+        return None, None
+    val_set = make_dataset(cfg, "val_list", train=False, sizes=(cfg.data.size,),
+                           num_classes=num_classes, crop_size=crop_size, log=log)
+    val_loader = make_test_loader(cfg, val_set)
+
+    def evaluate_fn(m):
+        return evaluate(m, val_loader, device=device, amp_dtype=amp,
+                        multi_label=cfg.data.multi_label, average=cfg.data.test_average,
+                        progress=cfg.runtime.progress)
+
+    return val_set, evaluate_fn
+
+
+def _decode_into_memory(sets: list, *, should_stop, log) -> None:
+    """data.cache_decoded: every video of `sets` decoded once, on every core."""
+    start = time.perf_counter()
+    count = prefetch_decoded(sets, workers=os.cpu_count() or 1, should_stop=should_stop)
+    if count:
+        log(f"decoded {count} videos into memory in {time.perf_counter() - start:.0f} s "
+            f"(data.cache_decoded)")
 
 
 def with_checkpoint_views(cfg: Config, ckpt: dict, path: str | Path = "checkpoint",

@@ -3,9 +3,10 @@
 One loop for both, built from one step (`train_step`, also what the benchmarks time): with a
 teacher, each batch carries a "teacher" and a "student" view and the loss is CE + the weighted
 KD terms (default: alpha * feature KD); without, the "student" view alone and CE. `train()`
-reads as its parts: `_resume` (the state to start from), the epoch loop, `train_step`,
-`_add_step` / `_epoch_record` (what an epoch logs; `plateau_message`: a run whose train top-1
-has not left its first epoch's). Each epoch appends a line to `metrics.jsonl` and writes
+reads as its parts: `_resume` (the state to start from), then per epoch `_Loop.run_epoch` (its
+steps: `train_step`, `_add_step`, the curves) and `_Loop.end_epoch` (`_epoch_record`,
+validation, checkpoint; `plateau_message`: a run whose train top-1 has not left its first
+epoch's). Each epoch appends a line to `metrics.jsonl` and writes
 `checkpoint-epochK.pt` and `checkpoint.pt` atomically (model, optimizer, schedule, grad scaler,
 torch RNG, position, history), keeping the last `keep_checkpoints` epoch files.
 
@@ -50,6 +51,7 @@ from reskd.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
 from reskd.engine.optim import Schedule, base_lr
 from reskd.engine.runtime import autocast
 from reskd.engine.tensorboard import open_writer, write_scalars
+
 
 class TrainingStopped(RuntimeError):
     """The run stopped before its last epoch; the message says why and how to go on."""
@@ -371,26 +373,14 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     an epoch is len(loader) // k steps and the last len(loader) % k batches are not loaded.
     Steps, the schedule, `log_every`, the curves and mid-epoch positions count optimizer steps.
     """
-    if accumulate < 1:
-        raise ValueError(f"optim.accumulate must be >= 1 (loader batches per optimizer step), "
-                         f"got {accumulate}")
-    if len(loader) < accumulate:
-        raise ValueError(f"optim.accumulate={accumulate} needs at least that many batches an "
-                         f"epoch; the loader has {len(loader)}: lower it or data.batch_size")
-    if keep_checkpoints < 0:
-        raise ValueError(f"keep_checkpoints must be >= 0 (0 keeps only {LATEST}), got "
-                         f"{keep_checkpoints}")
+    _check_loop_options(loader, accumulate=accumulate, keep_checkpoints=keep_checkpoints)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     core = model.module if hasattr(model, "module") else model
-    is_main = dist_utils.is_main()
     world = dist_utils.world_size()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    ckpt_path = out_dir / LATEST
-    metrics_path = out_dir / "metrics.jsonl"
     global_batch = loader.batch_size * world * accumulate
-    steps = len(loader) // accumulate  # optimizer steps an epoch
     if loader.generator is None:
         # Loader iterators draw their worker seed from this generator instead of the global
         # torch RNG, so that RNG (dropout) is a function of the steps taken, which resume needs.
@@ -404,158 +394,267 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
             raise ValueError("train(): the distiller's student must be the model being trained "
                              "(the same object, DDP wrapper included)")
         distiller.train()
-    resumed = state.step > 0
-    writer = (open_writer(out_dir, resume_step=state.step + 1 if resumed else None, log=log)
-              if tensorboard and is_main else None)
+    writer = (open_writer(out_dir, resume_step=state.step + 1 if state.step > 0 else None,
+                          log=log) if tensorboard and dist_utils.is_main() else None)
+    loop = _Loop(model=model, core=core, loader=loader, optimizer=optimizer, scheduler=scheduler,
+                 scaler=scaler, device=device, amp_dtype=amp_dtype, distiller=distiller,
+                 grad_clip=grad_clip, accumulate=accumulate, transform=transform,
+                 out_dir=out_dir, context=context, epochs=epochs, state=state, writer=writer,
+                 global_batch=global_batch, should_stop=should_stop, on_step=on_step,
+                 progress=progress, log_every=log_every, log=log)
+    for epoch in range(state.epoch, epochs):
+        sums, skipped = loop.run_epoch(epoch, partial)
+        partial = None
+        loop.end_epoch(epoch, sums, skipped, evaluate_fn=evaluate_fn, val_every=val_every,
+                       keep_checkpoints=keep_checkpoints)
+    loop.finish()
+    return state
 
-    def payload(**extra) -> dict:
-        return {**context, "kind": "train-state", "model": core.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": _rng_state(device), "epoch": state.epoch,
-                "step": state.step, "history": state.history, "global_batch": global_batch,
-                **extra}
 
-    def stop_requested() -> str | None:
-        reason = should_stop() if should_stop is not None else None
-        if world > 1:  # every process must stop at the same step: all of them ask each other
-            anyone = dist_utils.any_process(reason is not None, device)
+def _check_loop_options(loader, *, accumulate: int, keep_checkpoints: int) -> None:
+    """`train`'s options that a config can get wrong, checked before anything is written."""
+    if accumulate < 1:
+        raise ValueError(f"optim.accumulate must be >= 1 (loader batches per optimizer step), "
+                         f"got {accumulate}")
+    if len(loader) < accumulate:
+        raise ValueError(f"optim.accumulate={accumulate} needs at least that many batches an "
+                         f"epoch; the loader has {len(loader)}: lower it or data.batch_size")
+    if keep_checkpoints < 0:
+        raise ValueError(f"keep_checkpoints must be >= 0 (0 keeps only {LATEST}), got "
+                         f"{keep_checkpoints}")
+
+
+@dataclass
+class _Loop:
+    """One `train` call's parts, sharing what it steps and where it writes: `run_epoch` (the
+    steps of one epoch), `end_epoch` (its record, validation, checkpoint and logs), `finish`
+    (model.pt), and `interrupt` (the position saved when a run is asked to stop)."""
+    model: nn.Module  # what steps, DDP-wrapped or not
+    core: nn.Module  # the unwrapped model: what checkpoints store and evaluate_fn tests
+    loader: object
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    distiller: Distiller | None
+    grad_clip: float
+    accumulate: int
+    transform: Callable[[torch.Tensor], dict] | None
+    out_dir: Path
+    context: dict
+    epochs: int
+    state: TrainState
+    writer: object | None
+    global_batch: int
+    should_stop: Callable[[], str | None] | None
+    on_step: Callable[[int], None] | None
+    progress: bool
+    log_every: int
+    log: Callable[[str], None]
+    is_main: bool = field(default_factory=dist_utils.is_main)
+    world: int = field(default_factory=dist_utils.world_size)
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out_dir / LATEST
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps an epoch."""
+        return len(self.loader) // self.accumulate
+
+    def payload(self, **extra) -> dict:
+        """The resumable state as a checkpoint holds it (`extra`: a mid-epoch position)."""
+        s = self.state
+        return {**self.context, "kind": "train-state", "model": self.core.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "rng": _rng_state(self.device), "epoch": s.epoch, "step": s.step,
+                "history": s.history, "global_batch": self.global_batch, **extra}
+
+    def stop_requested(self) -> str | None:
+        reason = self.should_stop() if self.should_stop is not None else None
+        if self.world > 1:  # every process must stop at the same step: all of them ask each other
+            anyone = dist_utils.any_process(reason is not None, self.device)
             reason = reason or ("a signal on another process" if anyone else None)
         return reason
 
-    def interrupt(reason: str, sums: dict, done: int, epoch: int) -> Interrupted:
+    def interrupt(self, reason: str, sums: dict, done: int, epoch: int) -> TrainingStopped:
         """Saves the position `done` steps into `epoch` (0-based) and returns the exception."""
-        sums = dist_utils.all_reduce_sums(_on_host(sums), device)  # the epoch so far, all processes
-        if writer is not None:
-            writer.flush()
-        if is_main:
+        # the epoch so far, all processes
+        sums = dist_utils.all_reduce_sums(_on_host(sums), self.device)
+        if self.writer is not None:
+            self.writer.flush()
+        if self.is_main:
             extra = {"epoch_step": done, "partial": sums} if done else {}
             try:
-                save_checkpoint(payload(**extra), ckpt_path)
+                save_checkpoint(self.payload(**extra), self.ckpt_path)
             except OSError as e:
                 return CheckpointWriteError(f"stopped by {reason}, but {e}")
-        where = f"{done} steps into epoch {epoch + 1}" if done else f"after epoch {state.epoch}"
-        return Interrupted(f"stopped by {reason} {where}; saved {ckpt_path}. Continue with "
+        where = (f"{done} steps into epoch {epoch + 1}" if done
+                 else f"after epoch {self.state.epoch}")
+        return Interrupted(f"stopped by {reason} {where}; saved {self.ckpt_path}. Continue with "
                            f"--resume.", _exit_code(reason))
 
-    for epoch in range(state.epoch, epochs):
-        model.train()
+    def _batches(self, epoch: int, done: int):
+        """The loader's iterator for `epoch`, past the `done` steps already taken."""
+        loader = self.loader
         loader.dataset.set_epoch(epoch)
         loader.sampler.set_epoch(epoch)
-        done = state.epoch_step if epoch == state.epoch else 0  # steps already taken
-        sums = partial if done and partial is not None else _zero_sums()
-        partial = None
         can_skip = hasattr(loader.sampler, "skip_next")
         if done and can_skip:
-            loader.sampler.skip_next(done * accumulate * loader.batch_size)  # without loading
+            loader.sampler.skip_next(done * self.accumulate * loader.batch_size)  # not loaded
         batches = iter(loader)
-        for _ in range(0 if can_skip else done * accumulate):  # a plain sampler: load, drop
+        for _ in range(0 if can_skip else done * self.accumulate):  # a plain sampler: load, drop
             next(batches)
+        return batches
+
+    def run_epoch(self, epoch: int, partial: dict | None) -> tuple[dict, list[str]]:
+        """The steps of `epoch` (0-based) from where the state stands; returns the epoch's sums
+        (`partial`: those of the steps a mid-epoch checkpoint already took) and the skipped
+        videos. Raises `Interrupted` (the position saved) when asked to stop."""
+        state, steps = self.state, self.steps
+        self.model.train()
+        done = state.epoch_step if epoch == state.epoch else 0  # steps already taken
+        sums = partial if done and partial is not None else _zero_sums()
+        batches = self._batches(epoch, done)
         start = time.perf_counter()
         last, last_time, waited = _on_host(sums), start, 0.0  # the previous curve point
         skipped: list[str] = []
-        bar = tqdm(total=steps, initial=done, desc=f"epoch {epoch + 1}/{epochs}",
-                   disable=not (progress and is_main), leave=False, dynamic_ncols=True)
+        bar = tqdm(total=steps, initial=done, desc=f"epoch {epoch + 1}/{self.epochs}",
+                   disable=not (self.progress and self.is_main), leave=False, dynamic_ncols=True)
         while done < steps:
             wait_start = time.perf_counter()
             try:
-                micro = [next(batches) for _ in range(accumulate)]
+                micro = [next(batches) for _ in range(self.accumulate)]
                 waited += time.perf_counter() - wait_start
             except StopIteration:
                 break
             except Exception:
-                # A loader worker killed by the same Ctrl-C / SIGTERM: the position is still good
-                # (in one process; with several, the others may be mid-step: keep the last epoch).
-                reason = should_stop() if should_stop is not None else None
+                # A loader worker killed by the same Ctrl-C / SIGTERM: the position is good.
+                reason = self.should_stop() if self.should_stop is not None else None
                 if reason is None:
                     raise
-                if world > 1:
-                    raise Interrupted(f"stopped by {reason} while loading data; the last "
-                                      f"checkpoint is {ckpt_path} (epoch {state.epoch}). "
-                                      f"Continue with --resume.", _exit_code(reason)) from None
                 sums["seconds"] += time.perf_counter() - start
-                raise interrupt(reason, sums, done, epoch) from None
-            for i, batch in enumerate(micro):
-                skipped += [s for s in batch["skipped"] if s]
-                if "clip" in batch:
-                    micro[i] = {**batch, **transform(batch["clip"].to(device,
-                                                                      non_blocking=True))}
-            try:
-                parts = train_step(model, micro, optimizer=optimizer, device=device,
-                                   amp_dtype=amp_dtype, distiller=distiller,
-                                   grad_clip=grad_clip, scaler=scaler)
-            except NonFiniteLossError as e:
-                have = (f"The last good checkpoint is {ckpt_path} (epoch {state.epoch}), "
-                        f"untouched" if state.epoch or ckpt_path.is_file()
-                        else "No checkpoint was written yet")
-                raise NonFiniteLossError(
-                    f"{e} at epoch {epoch + 1}, step {done + 1} of {steps} (global step "
-                    f"{state.step + 1}); stopped before updating the weights. {have}. Lower "
-                    f"optim.lr (or set optim.grad_clip), or check the data.") from None
-            scheduler.step()
-            state.step += 1
+                raise self._stopped_while_loading(reason, sums, done, epoch) from None
+            skipped += [s for batch in micro for s in batch["skipped"] if s]
+            parts = self._step(micro, done, epoch)
             done += 1
             _add_step(sums, parts, sum(b["label"].shape[0] for b in micro),
                       [s for b in micro for s in b["skipped"]])
             bar.update()
-            if state.step % log_every == 0:
+            if state.step % self.log_every == 0:
                 now, t = _on_host(sums), time.perf_counter()
-                curves = _interval_curves(now, last, lr=base_lr(optimizer),
-                                          seconds=t - last_time, waited=waited,
-                                          kd_weights=distiller.weights if distiller else None)
-                bar.set_postfix(loss=f"{curves['loss']['loss']:.3f}")
-                if writer is not None:
-                    write_scalars(writer, "", curves, state.step)
+                self._curves(now, last, seconds=t - last_time, waited=waited, bar=bar)
                 last, last_time, waited = now, t, 0.0
-            if on_step is not None:
-                on_step(state.step)
-            reason = stop_requested()
+            if self.on_step is not None:
+                self.on_step(state.step)
+            reason = self.stop_requested()
             if reason is not None and done < steps:
                 sums["seconds"] += time.perf_counter() - start
-                raise interrupt(reason, sums, done, epoch)
+                raise self.interrupt(reason, sums, done, epoch)
         bar.close()
         sums["seconds"] += time.perf_counter() - start
+        return sums, skipped
+
+    def _stopped_while_loading(self, reason: str, sums: dict, done: int,
+                               epoch: int) -> TrainingStopped:
+        """Stopped by `reason` while loading the next batch: in one process the position is
+        still good and is saved; with several, the others may be mid-step: the last epoch's
+        checkpoint is the position."""
+        if self.world > 1:
+            return Interrupted(f"stopped by {reason} while loading data; the last checkpoint "
+                               f"is {self.ckpt_path} (epoch {self.state.epoch}). Continue with "
+                               f"--resume.", _exit_code(reason))
+        return self.interrupt(reason, sums, done, epoch)
+
+    def _step(self, micro: list[dict], done: int, epoch: int) -> dict[str, torch.Tensor]:
+        """One optimizer step on the micro-batches (their uint8 "clip" made into views on the
+        device first), then the schedule's; a non-finite loss is reported with its position."""
+        state = self.state
+        for i, batch in enumerate(micro):
+            if "clip" in batch:
+                micro[i] = {**batch, **self.transform(batch["clip"].to(self.device,
+                                                                       non_blocking=True))}
+        try:
+            parts = train_step(self.model, micro, optimizer=self.optimizer, device=self.device,
+                               amp_dtype=self.amp_dtype, distiller=self.distiller,
+                               grad_clip=self.grad_clip, scaler=self.scaler)
+        except NonFiniteLossError as e:
+            have = (f"The last good checkpoint is {self.ckpt_path} (epoch {state.epoch}), "
+                    f"untouched" if state.epoch or self.ckpt_path.is_file()
+                    else "No checkpoint was written yet")
+            raise NonFiniteLossError(
+                f"{e} at epoch {epoch + 1}, step {done + 1} of {self.steps} (global step "
+                f"{state.step + 1}); stopped before updating the weights. {have}. Lower "
+                f"optim.lr (or set optim.grad_clip), or check the data.") from None
+        self.scheduler.step()
+        state.step += 1
+        return parts
+
+    def _curves(self, now: dict, last: dict, *, seconds: float, waited: float, bar) -> None:
+        """The progress bar's loss and the curve points since the last reading."""
+        curves = _interval_curves(now, last, lr=base_lr(self.optimizer), seconds=seconds,
+                                  waited=waited,
+                                  kd_weights=self.distiller.weights if self.distiller else None)
+        bar.set_postfix(loss=f"{curves['loss']['loss']:.3f}")
+        if self.writer is not None:
+            write_scalars(self.writer, "", curves, self.state.step)
+
+    def end_epoch(self, epoch: int, sums: dict, skipped: list[str], *,
+                  evaluate_fn: Callable[[nn.Module], dict] | None, val_every: int,
+                  keep_checkpoints: int) -> None:
+        """The epoch's record (validated when due, plateau flagged) into the state, the curves,
+        metrics.jsonl and the epoch's checkpoint; then a stop request ends the run here."""
+        state, epochs = self.state, self.epochs
         state.epoch_step = 0
-        totals = dist_utils.all_reduce_sums(_on_host(sums), device)
+        totals = dist_utils.all_reduce_sums(_on_host(sums), self.device)
         record = _epoch_record(totals, epoch=epoch + 1, step=state.step,
-                               lr=base_lr(optimizer), world=world,
-                               distilled=distiller is not None)
-        if skipped and is_main:
-            log(f"epoch {epoch + 1}: skipped {int(totals['skipped'])} undecodable video(s), "
-                f"replaced by other samples: " + "; ".join(s.split("\t")[0] for s in skipped[:5]))
+                               lr=base_lr(self.optimizer), world=self.world,
+                               distilled=self.distiller is not None)
+        if skipped and self.is_main:
+            self.log(f"epoch {epoch + 1}: skipped {int(totals['skipped'])} undecodable video(s), "
+                     f"replaced by other samples: "
+                     + "; ".join(s.split("\t")[0] for s in skipped[:5]))
         last = epoch + 1 == epochs
         if evaluate_fn is not None and (last or (val_every and (epoch + 1) % val_every == 0)):
-            record["val"] = evaluate_fn(core)
-        plateau = _flag_plateau(record, state.history, epochs, len(context.get("classes") or ()))
+            record["val"] = evaluate_fn(self.core)
+        plateau = _flag_plateau(record, state.history, epochs,
+                                len(self.context.get("classes") or ()))
         state.epoch = epoch + 1
         state.history.append(record)
-        if writer is not None:  # before the checkpoint: a resume from it keeps these points
-            write_scalars(writer, "epoch", {k: v for k, v in record.items()
-                                            if k not in ("epoch", "step", "val")}, state.step)
-            write_scalars(writer, "val", record.get("val", {}), state.step)
-            writer.flush()
-        if is_main:
-            _write_jsonl(metrics_path, record)
-            _save_epoch(payload(), out_dir, state.epoch, keep_checkpoints)
-            log(_epoch_line(record, epochs))
+        if self.writer is not None:  # before the checkpoint: a resume from it keeps these points
+            write_scalars(self.writer, "epoch", {k: v for k, v in record.items()
+                                                 if k not in ("epoch", "step", "val")}, state.step)
+            write_scalars(self.writer, "val", record.get("val", {}), state.step)
+            self.writer.flush()
+        if self.is_main:
+            _write_jsonl(self.out_dir / "metrics.jsonl", record)
+            _save_epoch(self.payload(), self.out_dir, state.epoch, keep_checkpoints)
+            self.log(_epoch_line(record, epochs))
             if plateau:
-                log(f"warning: {plateau}")
+                self.log(f"warning: {plateau}")
         if not last:
-            reason = stop_requested()
+            reason = self.stop_requested()
             if reason is not None:  # the epoch's checkpoint is the position
                 raise Interrupted(f"stopped by {reason} after epoch {state.epoch}; saved "
-                                  f"{ckpt_path}. Continue with --resume.", _exit_code(reason))
-    if writer is not None:
-        writer.close()
-    if is_main:
-        final = state.history[-1] if state.history else {}
-        try:
-            save_checkpoint({**context, "kind": "model", "model": core.state_dict(),
-                             "epoch": state.epoch, "metrics": final.get("val", {})},
-                            out_dir / "model.pt")
-        except OSError as e:
-            raise CheckpointWriteError(f"training finished but {e}; {ckpt_path} holds the "
-                                       f"final weights too") from e
-    return state
+                                  f"{self.ckpt_path}. Continue with --resume.",
+                                  _exit_code(reason))
+
+    def finish(self) -> None:
+        """Closes the curves and writes model.pt (the weights, context and last metrics)."""
+        if self.writer is not None:
+            self.writer.close()
+        if self.is_main:
+            final = self.state.history[-1] if self.state.history else {}
+            try:
+                save_checkpoint({**self.context, "kind": "model", "model": self.core.state_dict(),
+                                 "epoch": self.state.epoch, "metrics": final.get("val", {})},
+                                self.out_dir / "model.pt")
+            except OSError as e:
+                raise CheckpointWriteError(f"training finished but {e}; {self.ckpt_path} holds "
+                                           f"the final weights too") from e
 
 
 # What `plateau_message` counts as having left the first epoch: train top-1 above epoch 1's by
