@@ -272,9 +272,13 @@ def _cli_markdown(parser: argparse.ArgumentParser, sub: argparse._SubParsersActi
         "`RESKD_DEBUG=1` turns them back into tracebacks. Commands that take a `CONFIG` accept",
         "`--set KEY=VALUE` overrides (see the [config reference](config-reference.md)).",
         "",
-        "| command | what it does |",
-        "|---|---|",
     ]
+    top = [f"| {_code(_option_name(a))} | {_cell(_md_text(_help_text(a, parser.prog)))} |"
+           for a in parser._actions
+           if a.option_strings and not isinstance(a, argparse._HelpAction)]
+    if top:
+        out += ["Options of `reskd` itself:", "", "| option | meaning |", "|---|---|", *top, ""]
+    out += ["| command | what it does |", "|---|---|"]
     helps = {a.dest: a.help or "" for a in sub._choices_actions}
     for name in sub.choices:
         text = _md_text(helps.get(name, ""))
