@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+import reskd
 from reskd.cli import build_parser
 from reskd.config import Config
 
@@ -52,6 +53,10 @@ def test_site_builds_in_strict_mode(tmp_path):
     assert "data.root" in config_html and "distill.teacher" in config_html
     assert "reskd data check" in cli_html
     assert not (site / "hooks.py").exists()
+    # the Python API page documents every public name
+    api_html = (site / "python-api" / "index.html").read_text()
+    missing = [n for n in getattr(reskd, "__all__", ()) if f'id="reskd.{n}"' not in api_html]
+    assert not missing, f"docs/python-api.md does not render {missing}"
 
 
 def test_readme_is_a_short_front_page_that_starts_with_the_two_commands():
