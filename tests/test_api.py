@@ -3,7 +3,6 @@ object doing what the CLI does with it; the examples run end to end on real vide
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import subprocess
@@ -16,9 +15,10 @@ import torch
 import torchvision
 
 import reskd
-from reskd.config import DataConfig, DistillConfig
+from reskd.config import DataConfig, DistillConfig, ModelConfig
 from reskd.data import transforms as T
 from reskd.distill.distiller import KDWeights, distill_loss
+from reskd.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = {"Distiller", "Preprocessing", "Sampling", "Views", "build_model", "gmacs",
@@ -62,6 +62,11 @@ def test_the_api_defaults_are_the_configs():
     assert KDWeights() == w
     distiller = inspect.signature(reskd.Distiller).parameters
     assert distiller["teacher_bn"].default == kd.teacher_bn
+    model, built = ModelConfig(), inspect.signature(build_model).parameters
+    for name, param in built.items():
+        if hasattr(model, name) and name not in ("arch", "num_classes"):
+            assert param.default == getattr(model, name), name
+    assert built["num_segments"].default == data.num_segments
 
 
 def test_views_are_the_cli_recipe_on_any_batch():

@@ -78,7 +78,8 @@ def test_every_package_is_one_layer():
     top-level module is named by itself."""
     packages = {name for name, path in modules().items() if path.name == "__init__.py"}
     named = [m for layer in LAYERS for m in layer]
-    split = [m for m in named if not m.endswith(".") and m.rpartition(".")[0] in packages - {"reskd"}]
+    split = [m for m in named
+             if not m.endswith(".") and m.rpartition(".")[0] in packages - {"reskd"}]
     assert split == [], f"modules named inside a package (name the package instead): {split}"
     whole = {m.rstrip(".") for m in named if m.endswith(".")}
     assert whole == packages - {"reskd"}
@@ -169,3 +170,16 @@ def test_the_length_reader_sees_methods_and_nested_functions(tmp_path, monkeypat
                               f"{body}    return g\n")
     monkeypatch.setattr(__import__(__name__), "SRC", tmp_path)
     assert function_lengths() == {"reskd.a.C.m": 81, "reskd.a.f": 83, "reskd.a.f.g": 81}
+
+
+def test_ruff_finds_nothing():
+    """The code reads one way: ruff (configured in pyproject.toml) is clean on every Python
+    file of the repository."""
+    import subprocess
+    import sys
+
+    root = SRC.parent
+    ruff = Path(sys.executable).with_name("ruff")
+    run = subprocess.run([str(ruff), "check", "src", "tests", "bench", "examples", "docs"],
+                         cwd=root, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-4000:]

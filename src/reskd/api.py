@@ -8,12 +8,11 @@ A model reskd builds or loads carries what it needs to be used correctly: `build
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from reskd.checkpoint import checkpoint_context, save_checkpoint

@@ -61,16 +61,19 @@ class DataConfig:
     format: str = "video"  # "video" (path label ...) or "rawframes" (dir total_frames label ...)
     frame_template: str = "img_{:05d}.jpg"  # raw-frame file names, 1-based index
     num_segments: int = 8  # TSN segments per clip (frames per clip)
-    clip_len: int = 0  # > 0: dense sampling of clip_len frames (SlowOnly 8, Swin 32) instead of segments
+    # > 0: dense sampling of clip_len frames (SlowOnly 8, Swin 32) instead of segments
+    clip_len: int = 0
     frame_interval: int = 1  # dense sampling: frames between sampled frames
     test_clips: int = 1  # temporal views at test time
     test_crops: int = 1  # 1 = centre crop, 3 = three crops along the long side
     size: int = 224  # input size of the model being trained or tested
-    # Views are cut as one crop of crop_size and shrunk to each model's size (reskd.data.transforms).
+    # Views are cut as one crop of crop_size and shrunk to each model's size
+    # (reskd.data.transforms).
     # 0: the largest model's size (the teacher's when distilling, else data.size). A CE baseline
     # compared with a ResKD student takes the student's crop_size (its teacher's size).
     crop_size: int = 0
-    shrink: str = "bilinear"  # crop -> model size: "bilinear" (no antialias, authors) or "antialias"
+    # crop -> model size: "bilinear" (no antialias, authors) or "antialias"
+    shrink: str = "bilinear"
     # > 0: frames keep only downsample_to x downsample_to pixels of information: shrunk and
     # back up to the crop size (Figure 1a's up-sampled frames; `reskd study resolution`)
     downsample_to: int = 0
@@ -94,7 +97,8 @@ class DataConfig:
     workers: int = -1  # -1: sized to the machine
     cache_decoded: bool = False  # keep decoded training videos in memory (small datasets)
     skip_missing: bool = False  # leave out list entries whose files do not exist (else: error)
-    exclude: str = ""  # file of paths to leave out (e.g. `reskd data check --out`); relative to root
+    # file of paths to leave out (e.g. `reskd data check --out`); relative to root
+    exclude: str = ""
     allow_outside_root: bool = False  # allow list paths that are absolute or climb out with ../
 
 
@@ -102,7 +106,8 @@ class DataConfig:
 class ModelConfig:
     arch: str = "resnet50"  # resnet18/34/50/101/152 or "resnet" (custom, see below)
     num_classes: int = 0  # 0: the number of lines in data.classes
-    pretrained: str = ""  # "" | "imagenet" (IMAGENET1K_V1, the paper's) | "imagenet_v2" | weights | path
+    # "" | "imagenet" (IMAGENET1K_V1, the paper's) | "imagenet_v2" | weights | path
+    pretrained: str = ""
     # Custom ResNet family (arch "resnet"): small CPU models and the paper's R50-S strides.
     block: str = "basic"  # "basic" or "bottleneck"
     layers: tuple[int, ...] = (1, 1, 1, 1)

@@ -283,8 +283,13 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration, *,
     metadata is copied. -> the number of clips calibrated on.
     """
     onnx, _ = _import_onnx()
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if quant_format not in QUANT_FORMATS:

@@ -10,8 +10,8 @@ cannot be decoded is reported in its result (`"error"`), never dropped, and the 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn

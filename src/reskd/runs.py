@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import get_worker_info
 
-from reskd.config import Config, ConfigError, save_config, to_dict
+from reskd.checkpoint import checkpoint_context, save_checkpoint
+from reskd.config import Config, ConfigError, save_config
 from reskd.data.check import paths_outside_root, read_exclusion_list
 from reskd.data.datasets import VideoDataset, make_loader, missing_files, prefetch_decoded
 from reskd.data.formats import read_classes, read_list
@@ -31,15 +32,25 @@ from reskd.data.transforms import Views, checkpoint_views
 from reskd.distill.distiller import Distiller, feature_map_shape, flat_map_warning, freeze
 from reskd.efficiency import flops
 from reskd.engine import distributed as dist_utils
-from reskd.checkpoint import checkpoint_context, save_checkpoint
 from reskd.engine.evaluate import evaluate
-from reskd.engine.runtime import (autocast_dtype, pick_device, pick_precision, precision_name,
-                                  prepare_model, share_cpu_with_workers)
 from reskd.engine.optim import make_optimizer, make_schedule
+from reskd.engine.runtime import (
+    autocast_dtype,
+    pick_device,
+    pick_precision,
+    precision_name,
+    prepare_model,
+    share_cpu_with_workers,
+)
 from reskd.engine.train import train
 from reskd.models import ARCH_OPTIONS, build_from_kwargs, load_model_checkpoint
-from reskd.models.imports import (Renormalized, check_classes, convert_to_mmaction,
-                                  load_model_source, renormalized)
+from reskd.models.imports import (
+    Renormalized,
+    check_classes,
+    convert_to_mmaction,
+    load_model_source,
+    renormalized,
+)
 from reskd.models.weights import file_kind, is_torchvision_name, read_weights_file, split_half
 
 

@@ -2,7 +2,8 @@
 
 From run folders alone (config.yaml, metrics.jsonl, model.pt; a run still training is read
 from its checkpoint.pt), one Markdown table (top-1 or mAP, GMACs per video and how many times
-fewer than the first run's, input, videos/s when measured, epochs, time) and one PNG with every run's validation and loss curves on shared
+fewer than the first run's, input, videos/s when measured, epochs, time) and one PNG with every
+run's validation and loss curves on shared
 axes. Runs are labelled by what differs between their resolved configs (e.g. "data.size=32,
 distill.teacher=teacher"), found by diffing them key by key; keys that only say where a run
 lives or how it logs are left out, and a run without a teacher has no distill.* keys.
@@ -25,14 +26,14 @@ Decisions:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
-from reskd.config import Config, to_dict
 from reskd.checkpoint import LATEST, load_checkpoint, write_text_atomic
+from reskd.config import Config, to_dict
 
 SPEED = "speed.json"
 # Keys that say where a run lives or how it logs, not what it trains.

@@ -13,8 +13,8 @@ their checkpoints share sampling and short-side ratio, as ResKD training makes t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -17,15 +17,20 @@ returned with `failed` set so the evaluator lists it instead of dropping it sile
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from reskd.data.decoders import (DecodeError, IndexFn, decode_video, read_frame_folder,
-                                 shrink_to_short_side)
+from reskd.data.decoders import (
+    DecodeError,
+    IndexFn,
+    decode_video,
+    read_frame_folder,
+    shrink_to_short_side,
+)
 from reskd.data.formats import Entry
 from reskd.data.pool import StopFn, pool_map
 from reskd.data.sampling import Sampling

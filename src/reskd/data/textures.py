@@ -365,7 +365,8 @@ def make_texture_dataset(
                 "guard_px": _GUARD_PX, "window_px": list(_WINDOW_PX), "zoom": list(_ZOOM),
                 "pan_px_per_frame_at_64": list(_PAN_SPEED_PX), "min_window_std": _MIN_WINDOW_STD,
             },
-            "photometry": {"gain": list(_GAIN), "offset": list(_OFFSET), "noise_std": list(_NOISE_STD)},
+            "photometry": {"gain": list(_GAIN), "offset": list(_OFFSET),
+                           "noise_std": list(_NOISE_STD)},
         },
         plan=_plan, init_worker=_init_worker, make_clip=_make_clip, release_worker=_WORKER.clear,
         result_aliases={"train": "num_train", "val": "num_val"}, should_stop=should_stop,
@@ -374,5 +375,6 @@ def make_texture_dataset(
 
 def _plan(params: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per split, the label of every clip, twice: the label is also the photo `_make_clip` draws."""
-    labels = {split: clip_plan(params["seed"], split, params[f"num_{split}"]) for split in SPLIT_IDS}
+    labels = {split: clip_plan(params["seed"], split, params[f"num_{split}"])
+              for split in SPLIT_IDS}
     return {split: (split_labels, split_labels) for split, split_labels in labels.items()}

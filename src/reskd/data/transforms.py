@@ -36,8 +36,14 @@ import torch
 import torch.nn.functional as F
 
 from reskd.checkpoint import load_checkpoint, recorded_views
-from reskd.config import (CROP_POSITIONS, CROPS, IMAGENET_MEAN, IMAGENET_STD, SHRINK_FILTERS,
-                          DataConfig)
+from reskd.config import (
+    CROP_POSITIONS,
+    CROPS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SHRINK_FILTERS,
+    DataConfig,
+)
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 _DATA = DataConfig()  # every default below is the config's (one home: reskd.config)
@@ -68,7 +74,8 @@ def resize_short_side(x: torch.Tensor, short: int) -> torch.Tensor:
 def shrink(x: torch.Tensor, size: int, filter: str) -> torch.Tensor:
     """(T, C, H, W) -> (T, C, size, size) with one of SHRINK_FILTERS; a no-op at the same size."""
     if filter not in SHRINK_FILTERS:
-        raise ValueError(f"shrink filter must be one of {', '.join(SHRINK_FILTERS)}, got {filter!r}")
+        raise ValueError(f"shrink filter must be one of {', '.join(SHRINK_FILTERS)}, got "
+                         f"{filter!r}")
     return resize(x, (size, size), antialias=filter == "antialias")
 
 
@@ -99,7 +106,8 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Float pixels in [0, 255] -> uint8, rounded (exact for the integers of undecoded-resized frames)."""
+    """Float pixels in [0, 255] -> uint8, rounded (exact for the integers of undecoded-resized
+    frames)."""
     return x.round().clamp_(0, 255).to(torch.uint8)
 
 
@@ -172,7 +180,8 @@ def centre_box(height: int, width: int, size: int) -> Box:
 
 
 def three_crop_boxes(height: int, width: int, size: int) -> list[Box]:
-    """Three `size` crops spread along the long side (start, centre, end), as mmaction2's ThreeCrop."""
+    """Three `size` crops spread along the long side (start, centre, end), as mmaction2's
+    ThreeCrop."""
     size_h, size_w = min(size, height), min(size, width)
     if width >= height:
         lefts = [0, (width - size_w) // 2, width - size_w]

@@ -9,15 +9,14 @@ is never saved) or "eval" (running statistics).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
 
 from reskd.config import PIXEL_LOGIT_REDUCTIONS, TEACHER_BN, DistillConfig
-from reskd.distill.losses import (classification_loss, clip_kd, feature_kd, frame_kd,
-                                  pixel_logit_kd)
+from reskd.distill.losses import classification_loss, clip_kd, feature_kd, frame_kd, pixel_logit_kd
 from reskd.models.size_bn import set_size
 
 
@@ -237,7 +236,7 @@ class Distiller(nn.Module):
         self.student = student
         self.teacher_bn = teacher_bn
 
-    def train(self, mode: bool = True) -> "Distiller":
+    def train(self, mode: bool = True) -> Distiller:
         """The student's mode; the teacher stays in its own (`teacher_bn`)."""
         self.training = mode
         self.student.train(mode)

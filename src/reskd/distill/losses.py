@@ -33,7 +33,8 @@ def resize_features(f: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(f.shape[-2:]) == tuple(size):
         return f
     n, t = f.shape[:2]
-    g = F.interpolate(f.flatten(0, 1), size=size, mode="bilinear", align_corners=False)  # (N*T, C, H', W')
+    # (N*T, C, H', W')
+    g = F.interpolate(f.flatten(0, 1), size=size, mode="bilinear", align_corners=False)
     return g.unflatten(0, (n, t))  # (N, T, C, H', W')
 
 
@@ -55,7 +56,8 @@ def feature_kd(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor
 # Defaults follow the paper: temperature T = 4 (Appendix A.1: T = 4, alpha = 500 for
 # Swin-B -> Swin-S). The authors' released config uses T = 2 with weight 200. Both are in the
 # convention of the authors' only released loss, KLDivLoss(reduction='mean'), which also
-# divides by the number of classes K: `pixel_logit_kd`'s default reduction "mean". The T^2 factor (Hinton et al. 2015) keeps the
+# divides by the number of classes K: `pixel_logit_kd`'s default reduction "mean". The T^2 factor
+# (Hinton et al. 2015) keeps the
 # gradient scale independent of T; alpha is applied by the caller.
 
 

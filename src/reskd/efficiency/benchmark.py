@@ -33,6 +33,7 @@ in the runtime layer for that reason).
 
 from __future__ import annotations
 
+import argparse
 import copy
 import datetime
 import os
@@ -43,10 +44,18 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from reskd.engine.runtime import (
+    autocast,
+    autocast_dtype,
+    cpu_has_fast_bf16,
+    device_name,
+    interleaved_rates,
+    pick_device,
+    precision_name,
+    prepare_model,
+    synchronize,
+)
 from reskd.models.fold import fold_batchnorm
-from reskd.engine.runtime import (autocast, autocast_dtype, cpu_has_fast_bf16, device_name,
-                                  interleaved_rates, pick_device, precision_name, prepare_model,
-                                  synchronize)
 
 __all__ = ["MODES", "videos_per_s", "machine_facts", "interleaved_rates", "bench_report",
            "format_bench", "fastest_default_mode", "default_vs_fastest", "mode_settings"]
@@ -110,7 +119,7 @@ def machine_facts(device: torch.device, amp_dtype: torch.dtype | None) -> dict:
 # Interleaved timing
 
 
-def bench_arguments(description: str, *, rounds: int) -> "argparse.ArgumentParser":
+def bench_arguments(description: str, *, rounds: int) -> argparse.ArgumentParser:
     """The options the bench/ scripts share; add a script's own, then `parse_bench_arguments`."""
     import argparse
 

@@ -18,8 +18,8 @@ metrics.jsonl alone and says how to get curves.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 FOLDER = "tensorboard"
 INSTALL_HINT = ("TensorBoard curves are off: the `tensorboard` package is not installed "

@@ -33,21 +33,27 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from reskd.checkpoint import (
+    LATEST,
+    copy_checkpoint,
+    epoch_checkpoint_path,
+    epoch_checkpoints,
+    find_resume_checkpoint,
+    prune_epoch_checkpoints,
+    save_checkpoint,
+)
 from reskd.distill.distiller import Distiller, KDWeights
 from reskd.distill.losses import classification_loss, top1_hits
 from reskd.engine import distributed as dist_utils
-from reskd.checkpoint import (LATEST, copy_checkpoint, epoch_checkpoint_path,
-                                     epoch_checkpoints, find_resume_checkpoint,
-                                     prune_epoch_checkpoints, save_checkpoint)
 from reskd.engine.optim import Schedule, base_lr
 from reskd.engine.runtime import autocast
 from reskd.engine.tensorboard import open_writer, write_scalars
@@ -190,7 +196,8 @@ def train_step(model: nn.Module, batch: dict | list[dict], *,
     is `model`), "teacher" (N, T, C, H, W); the loss is CE, or the distiller's CE + weighted
     KD terms. Returns the
     loss parts, detached: "loss", "ce", each "*kd" term, "logits", "hits" (clips whose top
-    class is a label, for train top-1) and "grad_norm" (before clipping). Raises `NonFiniteLossError`
+    class is a label, for train top-1) and "grad_norm" (before clipping). Raises
+    `NonFiniteLossError`
     before the update when the loss is not finite, so the weights stay good. The learning-rate
     schedule is the caller's.
 
@@ -318,7 +325,8 @@ def _interval_curves(now: dict, last: dict, *, lr: float, seconds: float, waited
     weighted = {k: getattr(kd_weights, k[:-3]) * v for k, v in mean.items()
                 if k.endswith("_kd") and hasattr(kd_weights, k[:-3])}
     return {"loss": mean, "loss_weighted": weighted,
-            "train": {"lr": lr, "grad_norm": (now["grad_norm"] - last.get("grad_norm", 0.0)) / steps,
+            "train": {"lr": lr,
+                      "grad_norm": (now["grad_norm"] - last.get("grad_norm", 0.0)) / steps,
                       "top1": 100 * (now["correct"] - last.get("correct", 0.0)) / clips,
                       "clips_per_s": clips / max(seconds, 1e-9),
                       "data_wait": waited / max(seconds, 1e-9)}}

@@ -44,7 +44,8 @@ def demo_overrides(data: dict, out: Path, *, size: int, epochs: int, seed: int) 
         "model.widths=[16,32,64,128]", "model.stem=small", "model.strides=[1,2,2,2]",
         "model.dropout=0.0",
         "optim.optimizer=adamw", "optim.lr=0.002", "optim.weight_decay=0.0005",
-        "optim.schedule=cosine", "optim.warmup_epochs=1", f"optim.epochs={epochs}", "optim.grad_clip=20",
+        "optim.schedule=cosine", "optim.warmup_epochs=1", f"optim.epochs={epochs}",
+        "optim.grad_clip=20",
         # validating the 1,000 cached clips takes about a second: every epoch, for the curves
         "runtime.val_every=1",
         f"runtime.out={out}", f"runtime.seed={seed}",
@@ -58,11 +59,11 @@ def demo_config(data: dict, out: Path, *, size: int, epochs: int, seed: int) -> 
 def run_demo(out: Path, *, quick: bool = False, seed: int = 0, log=print) -> dict:
     """Runs the demo into `out`; returns the results dict also written to results.json."""
     from reskd.analysis.compare import compare_runs, record_speed
-    from reskd.models import load_model_checkpoint
-    from reskd.runs import run_train
     from reskd.data.synth import make_synth_dataset
     from reskd.efficiency.benchmark import machine_facts, videos_per_s
     from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
+    from reskd.models import load_model_checkpoint
+    from reskd.runs import run_train
 
     start = time.perf_counter()
     out = Path(out)
@@ -83,7 +84,8 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, log=print) -> dic
             cfg.distill.teacher = results["teacher"]["checkpoint"]
         what = {"teacher": f"training the teacher at {size}px",
                 "baseline": f"training the baseline student at {size}px (cross-entropy only)",
-                "reskd": f"distilling the ResKD student at {size}px from the {TEACHER_SIZE}px teacher"}[name]
+                "reskd": f"distilling the ResKD student at {size}px from the {TEACHER_SIZE}px "
+                         f"teacher"}[name]
         log(f"[demo] {step}/5 {what}")
         run = run_train(cfg, distill=distill, log=log)
         results[name] = {"top1": run["val"]["top1"], "size": size, "checkpoint": run["model"]}
@@ -91,7 +93,7 @@ def run_demo(out: Path, *, quick: bool = False, seed: int = 0, log=print) -> dic
     log("[demo] 5/5 measuring GMACs per video and throughput")
     device = pick_device("auto")
     amp = autocast_dtype("auto", device)
-    for name, r in results.items():
+    for r in results.values():
         model, ckpt = load_model_checkpoint(r["checkpoint"])
         model = prepare_model(model, device, channels_last=True, inference=True)
         r["gmacs"] = ckpt["gmacs"]

@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 from reskd.checkpoint import checkpoint_at_size
+from reskd.config import TEMPORAL, DataConfig, ModelConfig
 from reskd.models.base import read_state_dict
 from reskd.models.resnet import TORCHVISION_RESNETS, ResNetTrunk
 from reskd.models.size_bn import at_size, with_size_batchnorm
 from reskd.models.slowonly import SLOWONLY_DEPTHS, inflate_from_2d, slowonly
 from reskd.models.swin import SWIN_ARCHS, load_swin_weights, video_swin
-from reskd.models.tsm import TSM
 from reskd.models.torchvision_video import MVIT_ARCHS, VIDEO_RESNET_ARCHS, torchvision_video_model
+from reskd.models.tsm import TSM
 from reskd.models.tsn import TSN
 from reskd.models.weights import is_weights_source, load_pretrained
 
@@ -26,14 +27,12 @@ TSM_ARCHS = tuple(f"tsm_{name}" for name in TORCHVISION_RESNETS)
 ARCHS = (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS, *SLOWONLY_DEPTHS, *SWIN_ARCHS,
          *VIDEO_RESNET_ARCHS, *MVIT_ARCHS)
 
-# The structural options of `build_model` and their defaults (= the config's `model.*` defaults).
-STRUCTURAL_DEFAULTS: dict[str, object] = {
-    "block": "basic", "layers": (1, 1, 1, 1), "widths": (64, 128, 256, 512), "stem": "imagenet",
-    "strides": (1, 2, 2, 2), "temporal": "none", "dropout_at": "frame"}
+_MODEL, _DATA = ModelConfig(), DataConfig()  # build_model's defaults are the config's
 
-# model.temporal: what a TSN-over-ResNet arch does across frames. "shift" makes it a TSM
-# (`reskd.models.tsm`): the same weights, names and GMACs, frame order now matters.
-TEMPORAL = ("none", "shift")
+# The structural options of `build_model` and their defaults (the config's `model.*`).
+STRUCTURAL_DEFAULTS: dict[str, object] = {
+    name: getattr(_MODEL, name)
+    for name in ("block", "layers", "widths", "stem", "strides", "temporal", "dropout_at")}
 
 # arch -> (what it is, the structural options it uses). Any other structural option is fixed by
 # the arch, so `build_model` rejects a non-default value for it instead of silently ignoring it.
@@ -100,12 +99,13 @@ def drop_ignored_options(kwargs: dict) -> dict:
     return out
 
 
-def build_model(arch: str, *, num_classes: int, block: str = "basic",
-                layers: tuple[int, ...] = (1, 1, 1, 1), widths: tuple[int, ...] = (64, 128, 256, 512),
-                stem: str = "imagenet", strides: tuple[int, ...] = (1, 2, 2, 2),
-                temporal: str = "none", dropout: float = 0.5, num_segments: int = 8,
-                drop_path: float = -1.0, fc_init_std: float = 0.01, dropout_at: str = "frame",
-                pretrained: str = "") -> nn.Module:
+def build_model(arch: str, *, num_classes: int, block: str = _MODEL.block,
+                layers: tuple[int, ...] = _MODEL.layers, widths: tuple[int, ...] = _MODEL.widths,
+                stem: str = _MODEL.stem, strides: tuple[int, ...] = _MODEL.strides,
+                temporal: str = _MODEL.temporal, dropout: float = _MODEL.dropout,
+                num_segments: int = _DATA.num_segments, drop_path: float = _MODEL.drop_path,
+                fc_init_std: float = _MODEL.fc_init_std, dropout_at: str = _MODEL.dropout_at,
+                pretrained: str = _MODEL.pretrained) -> nn.Module:
     """A video model with the uniform API of `reskd.models.base`. `arch`:
 
     - TSN over a ResNet: resnet18/34/50/101/152 (torchvision layout), resnet50s (the paper's
@@ -123,7 +123,8 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
     are the ones measured to train robustly from scratch (bench/bench_defaults.py); the
     authors' TSN/TSM recipe (0.001, "clip") is set in the paper's configs.
 
-    The structural options block/layers/widths/stem/strides/dropout_at apply only where `ARCH_OPTIONS`
+    The structural options block/layers/widths/stem/strides/dropout_at apply only where
+    `ARCH_OPTIONS`
     says so; a non-default value for an arch that fixes it raises ValueError rather than being
     silently ignored (`drop_ignored_options` cleans old checkpoints' kwargs).
 
@@ -148,7 +149,8 @@ def build_model(arch: str, *, num_classes: int, block: str = "basic",
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     if drop_path != -1 and arch not in SWIN_ARCHS + MVIT_ARCHS:
         raise ValueError(f"model.drop_path={drop_path} has no effect on arch {arch!r}: stochastic "
-                         f"depth is Video Swin's and MViT's ({', '.join(SWIN_ARCHS + MVIT_ARCHS)}). "
+                         f"depth is Video Swin's and MViT's "
+                         f"({', '.join(SWIN_ARCHS + MVIT_ARCHS)}). "
                          f"Remove it (default -1: the arch's own rate).")
     if drop_path != -1 and not 0 <= drop_path < 1:
         raise ValueError(f"model.drop_path must be in [0, 1) or -1 (the arch's own rate), got "

@@ -27,12 +27,20 @@ from torch import nn
 
 from reskd.config import IMAGENET_MEAN, IMAGENET_STD
 from reskd.models import build_model, is_tsm, load_model_checkpoint
-from reskd.models.resnet import TORCHVISION_RESNETS
 from reskd.models.mmaction import kind_of_arch, mmaction_model_config, to_mmaction
-from reskd.models.weights import (WEIGHTS_ARCH, file_kind, fit, is_torchvision_name,
-                                  read_weights_file, reskd_layout, split_half, torchvision_arch,
-                                  torchvision_state_dict, torchvision_to_reskd,
-                                  torchvision_weights)
+from reskd.models.resnet import TORCHVISION_RESNETS
+from reskd.models.weights import (
+    WEIGHTS_ARCH,
+    file_kind,
+    fit,
+    is_torchvision_name,
+    read_weights_file,
+    reskd_layout,
+    split_half,
+    torchvision_state_dict,
+    torchvision_to_reskd,
+    torchvision_weights,
+)
 
 # reskd arch -> the torchvision weights whose preprocessing a file of its weights is assumed to
 # have (a file carries none)

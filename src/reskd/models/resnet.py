@@ -31,7 +31,8 @@ class ResNetTrunk(nn.Module):
     """ResNet without pooling and classifier: (B, 3, H, W) -> (B, C, h, w)."""
 
     def __init__(self, *, block: str = "bottleneck", layers: tuple[int, ...] = (3, 4, 6, 3),
-                 widths: tuple[int, ...] = (64, 128, 256, 512), strides: tuple[int, ...] = (1, 2, 2, 2),
+                 widths: tuple[int, ...] = (64, 128, 256, 512),
+                 strides: tuple[int, ...] = (1, 2, 2, 2),
                  stem: str = "imagenet"):
         super().__init__()
         if block not in BLOCKS:

@@ -16,7 +16,7 @@ network.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ def with_size_batchnorm(model: nn.Module, sizes: Sequence[int]) -> nn.Module:
     all start as that BatchNorm (pretrained statistics included)."""
     if len(sizes) < 2 or len(set(sizes)) != len(sizes):
         raise ValueError(f"a BatchNorm per size needs two or more distinct sizes, got {sizes}")
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.modules.batchnorm._BatchNorm):
                 setattr(module, child_name, SizeBatchNorm(child, sizes))

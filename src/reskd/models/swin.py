@@ -13,7 +13,6 @@ other names and are not converted here.
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

@@ -52,7 +52,7 @@ class TemporalShiftConv2d(nn.Conv2d):
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, num_segments: int,
-                  fold_div: int = 8) -> "TemporalShiftConv2d":
+                  fold_div: int = 8) -> TemporalShiftConv2d:
         """A shifted copy of `conv` sharing its weight (and bias) tensors."""
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
                   padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
