@@ -21,10 +21,14 @@ import sys
 import torch
 
 from reskd.distill.distiller import KDWeights, freeze, set_teacher_mode
-from reskd.efficiency.benchmark import (bench_arguments, interleaved_rates, machine_facts,
-                                      parse_bench_arguments)
-from reskd.engine.runtime import prepare_model
+from reskd.efficiency.benchmark import (
+    bench_arguments,
+    interleaved_rates,
+    machine_facts,
+    parse_bench_arguments,
+)
 from reskd.engine.optim import make_optimizer
+from reskd.engine.runtime import prepare_model
 from reskd.engine.train import train_step
 from reskd.models import build_from_kwargs
 

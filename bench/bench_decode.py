@@ -31,8 +31,9 @@ the peak memory of decoding one training sample (in a fresh process, peak RSS gr
 VmHWM) at most the decoder's own working set (that of a one-frame sample) + 3x the kept frames
 at the working size (uint8: the kept frames, the sample stacked from them, one being shrunk)
 + one full-size RGB frame. The views made from the frames are
-measured apart (today's float path at full size vs at the working size). Figures are medians of per-round ratios. Exits 1 when a target is
-missed. --quick: 20 s 640x360 clips, one round, no targets checked.
+measured apart (today's float path at full size vs at the working size). Figures are medians
+of per-round ratios. Exits 1 when a target is missed. --quick: 20 s 640x360 clips, one round,
+no targets checked.
 """
 
 from __future__ import annotations
@@ -325,12 +326,14 @@ def main(argv: list[str] | None = None) -> int:
     ok = all(passed for _, passed in checks)
     if args.json:
         print(json.dumps({"clips": results, "checks": checks, "ok": ok, "rounds": rounds,
-                          "seconds": seconds, "size": [width, height], "torchcodec": torchcodec_note,
+                          "seconds": seconds, "size": [width, height],
+                          "torchcodec": torchcodec_note,
                           "fallbacks": dict(SEQUENTIAL_FALLBACKS), "machine": facts,
                           "quick": args.quick}, indent=2, default=str))
     else:
         print(f"{seconds} s {width}x{height} 30 fps H.264 (3 B-frames), one sample per call, "
-              f"{rounds} interleaved rounds, CPU seconds (one thread; wall in the JSON); train: {SEGMENTS} segments, test: {TEST_CLIPS} "
+              f"{rounds} interleaved rounds, CPU seconds (one thread; wall in the JSON); "
+              f"train: {SEGMENTS} segments, test: {TEST_CLIPS} "
               f"clips x {SEGMENTS}; exact/prepared frames shrunk to short side {SHORT_SIDE}; "
               f"{torchcodec_note}")
         print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))

@@ -19,8 +19,13 @@ import json
 import statistics
 import sys
 
-from reskd.efficiency.benchmark import (bench_arguments, bench_report, default_vs_fastest,
-                                      fastest_default_mode, parse_bench_arguments)
+from reskd.efficiency.benchmark import (
+    bench_arguments,
+    bench_report,
+    default_vs_fastest,
+    fastest_default_mode,
+    parse_bench_arguments,
+)
 from reskd.engine.runtime import pick_device
 
 TARGET = 0.90  # default videos/s >= 90% of the fastest mode's

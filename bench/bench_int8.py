@@ -32,8 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reskd.efficiency.benchmark import (bench_arguments, cpu_flags, machine_facts,
-                                      parse_bench_arguments)
+from reskd.efficiency.benchmark import (
+    bench_arguments,
+    cpu_flags,
+    machine_facts,
+    parse_bench_arguments,
+)
 from reskd.export import export_onnx, ort_speeds, quantize_int8, run_export
 from reskd.models import build_model
 

@@ -5,8 +5,9 @@ Run: .venv/bin/python bench/bench_kd_step.py [--quick] [--threads N] [--json]
 One step = frozen TSN-R50 teacher forward at 224 px under no_grad (BatchNorm in train mode, the
 default `distill.teacher_bn`), TSN-R50 student forward + backward at 112 px,
 CE + 100 x feature MSE, grad-norm clip 20 and an SGD step (Nesterov, as `optim` defaults):
-the product's training step, `reskd.engine.train.train_step`, as `reskd distill` runs it. 8 frames, batch 4. Default mode = channels_last + the
-precision `runtime.precision=auto` picks here; baseline = fp32, NCHW, same weights. The two
+the product's training step, `reskd.engine.train.train_step`, as `reskd distill` runs it.
+8 frames, batch 4. Default mode = channels_last + the precision `runtime.precision=auto`
+picks here; baseline = fp32, NCHW, same weights. The two
 steps are timed in interleaved rounds; the figure is the median of the per-round ratios of
 clips/s (target >= 2.5x). Exits 1 when the target is missed. --quick: 64 -> 32 px, 2 frames,
 batch 2, one round; the target is not checked.
@@ -25,10 +26,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from reskd.distill.distiller import Distiller, freeze
-from reskd.efficiency.benchmark import (bench_arguments, fastest_default_mode, interleaved_rates,
-                                      machine_facts, parse_bench_arguments)
-from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
+from reskd.efficiency.benchmark import (
+    bench_arguments,
+    fastest_default_mode,
+    interleaved_rates,
+    machine_facts,
+    parse_bench_arguments,
+)
 from reskd.engine.optim import make_optimizer
+from reskd.engine.runtime import autocast_dtype, pick_device, prepare_model
 from reskd.engine.train import train_step
 from reskd.models import build_model
 

@@ -3,11 +3,11 @@
 Run: .venv/bin/python bench/bench_loader.py [--quick] [--num-train N] [--json]
 
 Writes a small synthetic dataset (reskd.data.synth.make_synth_dataset, the demo's data), builds
-each demo run's config (reskd.experiments.demo.demo_config: teacher at 64 px, baseline at 32 px, ResKD
-student at 32 px with a 64 px teacher) and its training loader with the functions `reskd train`
-/ `reskd distill` use (reskd.runs.make_dataset + reskd.runs.make_train_loader: batch 32,
-data.workers -1 = one worker per spare core, decoded videos cached). Then, per run, in
-interleaved rounds:
+each demo run's config (reskd.experiments.demo.demo_config: teacher at 64 px, baseline at
+32 px, ResKD student at 32 px with a 64 px teacher) and its training loader with the functions
+`reskd train` / `reskd distill` use (reskd.runs.make_dataset + reskd.runs.make_train_loader:
+batch 32, data.workers -1 = one worker per spare core, decoded videos cached). Then, per run,
+in interleaved rounds:
 
 * loader clips/s: one whole epoch through the loader, timed from `iter(loader)` to the last
   batch, nothing else running (the first, decoding epoch is timed apart as `cold`; the demo
@@ -53,12 +53,16 @@ TARGET = 1.5  # loader clips/s / step clips/s
 
 def build_run(data: dict, out: Path, *, name: str, size: int, teacher_size: int | None):
     """(loader, step function, thread setter, config) of one demo run."""
-    from reskd.experiments.demo import demo_config
     from reskd.distill.distiller import freeze, set_teacher_mode
-    from reskd.engine.runtime import (autocast_dtype, pick_device, prepare_model,
-                                      share_cpu_with_workers)
     from reskd.engine.optim import make_optimizer
+    from reskd.engine.runtime import (
+        autocast_dtype,
+        pick_device,
+        prepare_model,
+        share_cpu_with_workers,
+    )
     from reskd.engine.train import train_step
+    from reskd.experiments.demo import demo_config
     from reskd.models import build_from_kwargs
     from reskd.runs import distiller_for, make_dataset, make_train_loader, model_kwargs
 
@@ -110,10 +114,9 @@ def paper_shape(data: Path, *, videos: int, quick: bool) -> dict:
     """The --paper measurement (see the module docstring). -> printable results."""
     import os
 
-    import numpy as np
-
     from bench_decode import SHORT_SIDE, write_clip
     from bench_kd_step import make_step
+
     from reskd.data.datasets import VideoDataset, default_workers, make_loader
     from reskd.data.extract import prepare_video
     from reskd.data.formats import Entry
@@ -190,8 +193,8 @@ def paper_shape(data: Path, *, videos: int, quick: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from reskd.data.synth import make_synth_dataset
-    from reskd.experiments.demo import STUDENT_SIZE, TEACHER_SIZE
     from reskd.efficiency.benchmark import machine_facts
+    from reskd.experiments.demo import STUDENT_SIZE, TEACHER_SIZE
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run; the target is not checked")

@@ -2,13 +2,13 @@
 
 Run: .venv/bin/python bench/bench_memory.py [--epochs 12] [--num-train 256] [--out DIR]
 
-Trains the demo's student recipe (reskd.experiments.demo.demo_config: small ResNet, 4 frames at 32 px,
-batch 32, decoded videos cached in memory, AdamW one-cycle) on the embedded synthetic videos,
-with loader workers off so every byte lives in this process. After each epoch the trainer
-records the process's resident memory (VmRSS) and peak (VmHWM) in metrics.jsonl; this script
-prints them per epoch, and the growth from epoch 2 (the decode cache is full after epoch 1) to
-the last epoch as a ratio. Target: < 1.05 for both. Exits 1 when a ratio is over the target.
-Results, with the machine facts, go to OUT/bench_memory.json.
+Trains the demo's student recipe (reskd.experiments.demo.demo_config: small ResNet, 4 frames at
+32 px, batch 32, decoded videos cached in memory, AdamW one-cycle) on the embedded synthetic
+videos, with loader workers off so every byte lives in this process. After each epoch the
+trainer records the process's resident memory (VmRSS) and peak (VmHWM) in metrics.jsonl; this
+script prints them per epoch, and the growth from epoch 2 (the decode cache is full after epoch
+1) to the last epoch as a ratio. Target: < 1.05 for both. Exits 1 when a ratio is over the
+target. Results, with the machine facts, go to OUT/bench_memory.json.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from reskd.runs import run_train
     from reskd.data.synth import make_synth_dataset
-    from reskd.experiments.demo import STUDENT_SIZE, demo_config
     from reskd.efficiency.benchmark import machine_facts
     from reskd.engine.runtime import autocast_dtype, pick_device
+    from reskd.experiments.demo import STUDENT_SIZE, demo_config
+    from reskd.runs import run_train
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="reskd-bench-memory-"))
     start = time.perf_counter()

@@ -13,8 +13,9 @@ training run with `runtime.precision=auto` does (with this script's `--rounds`, 
 uses 5). Faster means a higher median of per-round ratios of train_step clips/s; the pick is
 right when its step is the faster one, or within 3% of it (a tie). Candidates:
 `--candidates`, else the device's own (`precision_candidates`: one alone, fp32, on a CPU
-without native bf16, where nothing is picked). Exits 1 when a pick is wrong. --quick: the tiny model at 16 px, batch 4 and TSN-R50 at
-2 frames of 32 px, batch 2, one round; the verdict is not checked.
+without native bf16, where nothing is picked). Exits 1 when a pick is wrong. --quick: the
+tiny model at 16 px, batch 4 and TSN-R50 at 2 frames of 32 px, batch 2, one round; the verdict
+is not checked.
 """
 
 from __future__ import annotations
@@ -29,11 +30,23 @@ from pathlib import Path
 
 import torch
 
-from reskd.efficiency.benchmark import (bench_arguments, cpu_flags, interleaved_rates,
-                                      machine_facts, parse_bench_arguments)
-from reskd.engine.runtime import (autocast_dtype, per_round_ratio, pick_device, pick_precision,
-                                  precision_candidates, precision_name, prepare_model)
+from reskd.efficiency.benchmark import (
+    bench_arguments,
+    cpu_flags,
+    interleaved_rates,
+    machine_facts,
+    parse_bench_arguments,
+)
 from reskd.engine.optim import make_optimizer
+from reskd.engine.runtime import (
+    autocast_dtype,
+    per_round_ratio,
+    pick_device,
+    pick_precision,
+    precision_candidates,
+    precision_name,
+    prepare_model,
+)
 from reskd.engine.train import train_step
 from reskd.models import build_model
 
@@ -110,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         ("TSN-R50", build_model("resnet50", num_classes=10, num_segments=r50_frames),
          (r50_batch, r50_frames, 3, r50_px, r50_px)),
     ]
-    facts = {**machine_facts(device, None), "cpu_flags": " ".join(f for f, on in cpu_flags(CPU_FLAGS).items() if on) or "-"}
+    facts = {**machine_facts(device, None),
+             "cpu_flags": " ".join(f for f, on in cpu_flags(CPU_FLAGS).items() if on) or "-"}
     facts.pop("dtype")
     results = [check_one(name, prepare_model(model, device, True), shape, candidates, device,
                          rounds=rounds) for name, model, shape in cases]

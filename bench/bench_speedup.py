@@ -17,8 +17,12 @@ import json
 import statistics
 import sys
 
-from reskd.efficiency.benchmark import (bench_arguments, bench_report, fastest_default_mode,
-                                      parse_bench_arguments)
+from reskd.efficiency.benchmark import (
+    bench_arguments,
+    bench_report,
+    fastest_default_mode,
+    parse_bench_arguments,
+)
 from reskd.engine.runtime import pick_device
 
 TARGETS = {112: 3.8, 56: 13.7}  # videos/s at size / videos/s at 224

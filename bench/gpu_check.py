@@ -15,8 +15,9 @@ Run: bash bench/gpu_check.sh   (on the GPU machine: nvidia-smi facts, then
    112 px, 16 segments, batch 64 (the paper's mini-batch), CE + 100 x feature KD, grad clip 20,
    SGD Nesterov; channels_last; student dropout 0 (dropout masks are RNG draws, and every
    precision must compute the same function). Step time in bf16, fp16 (with a GradScaler)
-   and fp32, timed in interleaved rounds; and the first step's loss parts (loss, ce, feature_kd) of each precision
-   against a strict fp32 step (TF32 off) on the same weights and batch, within `RTOL`.
+   and fp32, timed in interleaved rounds; and the first step's loss parts (loss, ce,
+   feature_kd) of each precision against a strict fp32 step (TF32 off) on the same weights
+   and batch, within `RTOL`.
 3. data_path: what feeds the step on the GPU side, on tensors (no decoding: the GPU machine has
    no PyAV): uint8 clip batches (N, T, H, W, C) at the teacher's crop size pinned in host
    memory, copied non_blocking to the GPU, normalised and shrunk to the student's size there;
@@ -95,11 +96,14 @@ TQDM_NOTE = _stub_tqdm_if_missing()
 
 from reskd.data.transforms import Views, normalize, shrink, to_tensor  # noqa: E402
 from reskd.distill.distiller import KDWeights, freeze, set_teacher_mode  # noqa: E402
-from reskd.efficiency.benchmark import (bench_report, fastest_default_mode,  # noqa: E402
-                                      interleaved_rates, machine_facts)
-from reskd.engine.runtime import (autocast_dtype, pick_device, precision_name,  # noqa: E402
-                                  prepare_model)
+from reskd.efficiency.benchmark import (  # noqa: E402
+    bench_report,
+    fastest_default_mode,
+    interleaved_rates,
+    machine_facts,
+)
 from reskd.engine.optim import make_optimizer  # noqa: E402
+from reskd.engine.runtime import autocast_dtype, pick_device, precision_name, prepare_model  # noqa: E402
 from reskd.engine.train import train_step  # noqa: E402
 from reskd.models import build_model  # noqa: E402
 

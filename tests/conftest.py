@@ -35,7 +35,8 @@ def sets(*pairs: str) -> list[str]:
 def write_data_config(path: Path, root: Path, *, val_list: str = "val.txt") -> Path:
     """A YAML naming only the data of a `make_synth_dataset` folder; the rest stays default."""
     val = f"  val_list: {val_list}\n" if val_list else ""
-    path.write_text(f"data:\n  root: {root}\n  train_list: train.txt\n{val}  classes: classes.txt\n")
+    path.write_text(f"data:\n  root: {root}\n  train_list: train.txt\n"
+                    f"{val}  classes: classes.txt\n")
     return path
 
 

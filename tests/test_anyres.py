@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from conftest import write_still_videos
+from reskd.checkpoint import checkpoint_at_size, checkpoint_sizes, load_checkpoint
 from reskd.config import ConfigError, load_config, save_config
 from reskd.data import transforms as T
-from reskd.distill.distiller import Distiller, KDWeights, distill_loss
+from reskd.distill.distiller import Distiller, distill_loss
 from reskd.distill.losses import classification_loss, feature_kd
-from reskd.checkpoint import checkpoint_at_size, checkpoint_sizes, load_checkpoint
 from reskd.engine.optim import make_optimizer
 from reskd.engine.train import train_step
 from reskd.models import build_from_kwargs, load_model_checkpoint
@@ -87,7 +87,8 @@ def test_each_size_view_is_exactly_the_single_size_view(crop, shrink):
     got = multi.train(frames, np.random.default_rng(7))
     assert set(got) == {"teacher", "student", "students"} and set(got["students"]) == {16, 24}
     for size, view in [(32, got["student"]), *got["students"].items()]:
-        one = T.Views(teacher_size=TEACHER, student_size=size, **common).train(frames, np.random.default_rng(7))
+        one = T.Views(teacher_size=TEACHER, student_size=size, **common).train(
+            frames, np.random.default_rng(7))
         assert torch.equal(view, one["student"]), size
         assert torch.equal(got["teacher"], one["teacher"])
 
@@ -282,7 +283,8 @@ def test_without_student_sizes_the_single_size_path_is_unchanged(trained, still_
     # the one-size loss is CE + alpha * feature KD, bit for bit as written in the paper
     torch.manual_seed(0)
     teacher, student = build_from_kwargs(TINY).eval(), build_from_kwargs(TINY)
-    xs, xt, labels = torch.randn(2, 2, 3, 32, 32), torch.randn(2, 2, 3, 64, 64), torch.tensor([0, 1])
+    xs, xt = torch.randn(2, 2, 3, 32, 32), torch.randn(2, 2, 3, 64, 64)
+    labels = torch.tensor([0, 1])
     parts = distill_loss(student, teacher, xs, xt, labels)
     logits, f_student = student(xs, return_features=True)
     with torch.no_grad():
@@ -307,7 +309,8 @@ def test_anyres_study_plans_the_three_arms_per_seed_and_the_teacher_once():
     anyres = runs[1]
     assert "distill.student_sizes=[16,24,32]" in anyres.overrides
     assert "data.size=32" in anyres.overrides and anyres.info == {"sizes": [16, 24, 32]}
-    assert {r.teacher for r in runs if r.name.startswith(("anyres", "reskd"))} == {"teacher64/seed0"}
+    assert ({r.teacher for r in runs if r.name.startswith(("anyres", "reskd"))}
+            == {"teacher64/seed0"})
     assert not any(r.teacher for r in runs if r.name.startswith(("baseline", "teacher")))
     with pytest.raises(ValueError, match="two or more student sizes below"):
         anyres_runs(sizes=(64, 32), high=64, seeds=(0,))

@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import numbered_frames, write_data_config, write_video
 
+from conftest import numbered_frames, write_data_config, write_video
 from reskd.data.decoders import DecodeError, decode_video
 
 TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
@@ -93,13 +93,15 @@ def videos(tmp_path_factory) -> dict:
         "vfr.mp4": (write_lossless(d / "vfr.mp4", good[:10],
                                    pts=np.cumsum([0, 40, 10, 90, 33, 5, 120, 40, 40, 7])),
                     good[:10]),
-        "sparse_keyframes.mp4": (write_video(d / "sparse_keyframes.mp4", numbered_frames(40, 32, 48),
+        "sparse_keyframes.mp4": (write_video(d / "sparse_keyframes.mp4",
+                                             numbered_frames(40, 32, 48),
                                              options={"g": "1000", "keyint_min": "1000",
                                                       "sc_threshold": "0"}),
                                  numbered_frames(40, 32, 48)),
     }
     (d / "zero_bytes.mp4").write_bytes(b"")
-    (d / "random_bytes.mp4").write_bytes(bytes(random.Random(0).randrange(256) for _ in range(5000)))
+    (d / "random_bytes.mp4").write_bytes(
+        bytes(random.Random(0).randrange(256) for _ in range(5000)))
     whole = (d / "good.mp4").read_bytes()  # moov atom at the end: cut off
     (d / "truncated_tail.mp4").write_bytes(whole[: len(whole) // 2])
     fast = write_lossless(d / "faststart.mp4", numbered_frames(30, 32, 48),
@@ -158,8 +160,8 @@ def write_lists(videos: dict, tmp_path: Path) -> Path:
 
 def test_data_check_finds_every_broken_video_and_flags_no_good_one(videos, tmp_path, capsys):
     from reskd.cli import main
-    from reskd.runs import make_dataset
     from reskd.config import load_config
+    from reskd.runs import make_dataset
 
     root = write_lists(videos, tmp_path)
     bad = tmp_path / "bad.txt"
@@ -174,7 +176,7 @@ def test_data_check_finds_every_broken_video_and_flags_no_good_one(videos, tmp_p
     assert set(flagged) == set(videos["broken"]) | set(too_short)
     for name, reason in {**videos["broken"], **too_short}.items():
         assert reason in flagged[name], (name, flagged[name])
-    assert f"checked 14 entries" in out and "8 unusable" in out
+    assert "checked 14 entries" in out and "8 unusable" in out
 
     # The report is an exclusion list: those entries are left out, and the count is printed.
     logged: list[str] = []
@@ -208,8 +210,8 @@ def test_data_check_of_raw_frame_folders(tmp_path):
 
 
 def test_training_and_testing_survive_every_broken_video(videos, tmp_path):
-    from reskd.runs import run_train
     from reskd.config import load_config
+    from reskd.runs import run_train
 
     root = write_lists(videos, tmp_path)
     (root / "missing.mp4").symlink_to(videos["root"] / "good.mp4")  # missing files: test_cli
@@ -226,8 +228,8 @@ def test_training_and_testing_survive_every_broken_video(videos, tmp_path):
 
 
 def dataset_error(tmp_path: Path, list_text: str, *extra: str):
-    from reskd.runs import make_dataset
     from reskd.config import load_config
+    from reskd.runs import make_dataset
 
     (tmp_path / "list.txt").write_text(list_text)
     cfg = load_config(None, [f"data.root={tmp_path}", "data.train_list=list.txt", *extra])
@@ -236,7 +238,8 @@ def dataset_error(tmp_path: Path, list_text: str, *extra: str):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("a.mp4 3\nb.mp4 12\n", "list.txt, line 2: label 12 is out of range for 10 classes (valid: 0..9)"),
+    ("a.mp4 3\nb.mp4 12\n",
+     "list.txt, line 2: label 12 is out of range for 10 classes (valid: 0..9)"),
     ("a.mp4 3\nb.mp4\n", "list.txt, line 2: missing label in 'b.mp4'"),
     ("a.mp4 three\n", "list.txt, line 1: label 'three' is not an integer"),
     ("a.mp4 3\nnowhere/b.mp4 1\n", "1 of 2 entries of"),
@@ -262,10 +265,10 @@ def test_paths_outside_the_root_need_allow_outside_root(tmp_path):
 
 
 def test_wrong_teacher_checkpoints_are_errors(tmp_path):
+    from reskd.checkpoint import save_checkpoint
+    from reskd.config import load_config
     from reskd.models import build_from_kwargs
     from reskd.runs import load_teacher, model_kwargs
-    from reskd.config import load_config
-    from reskd.checkpoint import save_checkpoint
 
     cfg = load_config(None, [*TINY, "model.num_classes=10"])
     student = model_kwargs(cfg, 10)

@@ -10,10 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_data_config
 
-from reskd.checkpoint import (FORMAT, find_resume_checkpoint, load_checkpoint,
-                                     prune_epoch_checkpoints, save_checkpoint)
+from conftest import write_data_config
+from reskd.checkpoint import (
+    FORMAT,
+    find_resume_checkpoint,
+    load_checkpoint,
+    prune_epoch_checkpoints,
+    save_checkpoint,
+)
 
 TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
         "model.widths=[8,8,16,16]", "model.stem=small", "data.num_segments=2",

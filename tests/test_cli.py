@@ -63,7 +63,8 @@ def test_train_distill_test_chain(config, tmp_path):
     reskd("distill", str(config), *sets(*TINY, "data.size=32", f"runtime.out={student}",
                                         f"distill.teacher={teacher / 'model.pt'}"))
     record = json.loads((student / "metrics.jsonl").read_text().splitlines()[-1])
-    assert record["kd"] > 0 and record["loss"] == pytest.approx(record["ce"] + record["kd"], rel=1e-3)
+    assert (record["kd"] > 0
+            and record["loss"] == pytest.approx(record["ce"] + record["kd"], rel=1e-3))
     assert record["kd"] == pytest.approx(100 * record["feature_kd"], rel=1e-3)
     curves = curve_values(student)  # every KD term raw and weighted (alpha 100), every 10 steps
     assert [step for step, _ in curves["loss/feature_kd"]] == [10]
@@ -102,7 +103,8 @@ def test_config_errors_are_clear(config):
 
 def test_missing_videos_are_reported_before_training(config, data, tmp_path):
     bad = tmp_path / "list.txt"
-    bad.write_text((data / "train.txt").read_text() + "videos/nowhere/1.mp4 3\nvideos/nowhere/2.mp4 4\n")
+    bad.write_text((data / "train.txt").read_text()
+                   + "videos/nowhere/1.mp4 3\nvideos/nowhere/2.mp4 4\n")
     proc = reskd("train", str(config), *sets(*TINY, f"data.train_list={bad}",
                                              f"runtime.out={tmp_path / 'r'}"), ok=False)
     assert proc.returncode == 2
@@ -124,7 +126,8 @@ def test_corrupt_videos_are_skipped_in_training_and_listed_in_testing(config, da
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert sum(r["skipped"] for r in records) >= 1  # the broken file was met and replaced
     assert records[-1]["val"]["num_videos"] == 16
-    assert len(records[-1]["val"]["failed"]) == 1 and "broken.mp4" in records[-1]["val"]["failed"][0]
+    assert (len(records[-1]["val"]["failed"]) == 1
+            and "broken.mp4" in records[-1]["val"]["failed"][0])
 
 
 def test_multi_label_bce_training_and_map_testing(config, data, tmp_path):
@@ -133,10 +136,12 @@ def test_multi_label_bce_training_and_map_testing(config, data, tmp_path):
         lines = [line.split() for line in (data / f"{name}.txt").read_text().splitlines()]
         (tmp_path / f"{name}_ml.txt").write_text(
             "".join(f"{p} {lab} {(int(lab) + 1) % 10}\n" for p, lab in lines))
-    ml = [f"data.train_list={tmp_path / 'train_ml.txt'}", f"data.val_list={tmp_path / 'val_ml.txt'}",
+    ml = [f"data.train_list={tmp_path / 'train_ml.txt'}",
+          f"data.val_list={tmp_path / 'val_ml.txt'}",
           "data.multi_label=true", "data.size=32", "optim.epochs=1"]
     run = tmp_path / "ml"
-    reskd("train", str(config), *sets(*TINY, *ml, "data.multi_label_loss=bce", f"runtime.out={run}"))
+    reskd("train", str(config), *sets(*TINY, *ml, "data.multi_label_loss=bce",
+                                      f"runtime.out={run}"))
     out = reskd("test", str(config), "--checkpoint", str(run / "model.pt"), "--json",
                 *sets(*TINY, *ml, "data.test_clips=2", "data.test_average=logit"))
     result = json.loads(out.stdout)

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from reskd.config import AUTHORS_TSN_RECIPE, Config, load_config
 from reskd.models import build_from_kwargs
 from reskd.runs import distiller_for, make_dataset, model_kwargs, read_classes_for
-from reskd.config import AUTHORS_TSN_RECIPE, Config, load_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -30,7 +30,8 @@ TEACHER_PATH = re.compile(r"^runs/(?P<name>[A-Za-z0-9_]+)/model\.pt$")
 # Teachers the paper took off the shelf -> the config that builds (and could fine-tune) the
 # same model: ResKD-Swin_S's is the official Kinetics-400 Video Swin-B (Appendix A.2).
 OFFICIAL_TEACHERS = {
-    "torchvision:Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1": "table3_kinetics400_swin_b_teacher224"}
+    "torchvision:Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1":
+        "table3_kinetics400_swin_b_teacher224"}
 # What every model of Tables 1-6 starts from, as the paper and the authors' configs: ImageNet
 # ResNets (torchvision://resnet50 / 152, i.e. IMAGENET1K_V1; SlowOnly inflated from it, TSM
 # the same trunk), Swin-S from ImageNet-1K Swin-S inflated to 3D; the Swin-B teacher config

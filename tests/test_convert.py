@@ -1,6 +1,7 @@
 """Integration: `reskd convert` both ways and `reskd distill` from imported teachers (an
 mmaction2 checkpoint; torchvision weights by name, read from a local hub cache), on tiny real
-MP4 files, through the real CLI (in this process: a subprocess adds seconds of start-up per call)."""
+MP4 files, through the real CLI (in this process: a subprocess adds seconds of start-up per
+call)."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def test_convert_an_mmaction2_checkpoint_and_back(tmp_path, capsys):
 def test_convert_names_every_key_it_cannot_map(tmp_path, capsys):
     state = {**mm_state("tsn_r18"), "backbone.layer4.1.nonlocal_block.g.conv.weight":
              torch.zeros(2, 2, 1, 1)}
-    proc = reskd(capsys, "convert", save_mm(tmp_path / "x.pth", state), str(tmp_path / "m.pt"), ok=False)
+    proc = reskd(capsys, "convert", save_mm(tmp_path / "x.pth", state), str(tmp_path / "m.pt"),
+                 ok=False)
     assert proc.returncode == 2
     assert "backbone.layer4.1.nonlocal_block.g.conv.weight" in proc.stderr
     assert "no reskd counterpart" in proc.stderr
@@ -113,9 +115,11 @@ def test_distill_from_a_torchvision_teacher_by_name(tmp_path, monkeypatch, capsy
     assert "renormalised" in log and "clips of 16 frames" in log
     assert (out / "model.pt").is_file()
     # a dataset whose classes are not the teacher's is an error naming both
-    (tmp_path / "data" / "classes.txt").write_text("\n".join(["not_a_kinetics_class", *kinetics[1:]]) + "\n")
+    (tmp_path / "data" / "classes.txt").write_text(
+        "\n".join(["not_a_kinetics_class", *kinetics[1:]]) + "\n")
     proc = reskd(capsys, "distill", str(config),
                  *sets(*TINY, "model.arch=r3d_18", "data.size=56",
                        "distill.teacher=torchvision:R3D_18_Weights.KINETICS400_V1",
                        f"runtime.out={tmp_path / 'run2'}"), ok=False)
-    assert proc.returncode == 2 and "label 0: teacher 'abseiling', dataset 'not_a_kinetics_class'" in proc.stderr
+    assert (proc.returncode == 2
+            and "label 0: teacher 'abseiling', dataset 'not_a_kinetics_class'" in proc.stderr)

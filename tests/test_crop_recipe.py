@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from conftest import write_still_videos
+from reskd.checkpoint import load_checkpoint
 from reskd.config import ConfigError, load_config
 from reskd.data import transforms as T
 from reskd.data.decoders import shrink_to_short_side
-from reskd.checkpoint import load_checkpoint
 from reskd.predict import video_views
 from reskd.runs import make_dataset, run_train, with_checkpoint_views
 
@@ -40,7 +40,7 @@ def test_fixed13_reaches_the_13_offsets_of_mmaction2_and_only_those():
 
 def test_uniform_reaches_every_offset():
     drawn = boxes(12, 16, (0.5,), "uniform")
-    assert {b[:2] for b in drawn} == {(t, l) for t in range(7) for l in range(11)}
+    assert {b[:2] for b in drawn} == {(t, left) for t in range(7) for left in range(11)}
 
 
 def test_uniform_draws_the_rng_as_before_fixed13_was_the_default():

@@ -68,8 +68,10 @@ def write(path: Path, codec: str, *, options: dict | None = None, size=(32, 48),
 VFR_MS = np.cumsum(np.random.default_rng(1).choice([20, 40, 40, 100, 250], FRAMES)) - 20
 
 FILES = {
-    "h264_bframes_sparse_keys.mp4": dict(codec="libx264", options={"x264-params": X264.format(k=25, b=3)}),
-    "h264_bframes_short_gop.mp4": dict(codec="libx264", options={"x264-params": X264.format(k=6, b=2)}),
+    "h264_bframes_sparse_keys.mp4": dict(codec="libx264",
+                                         options={"x264-params": X264.format(k=25, b=3)}),
+    "h264_bframes_short_gop.mp4": dict(codec="libx264",
+                                       options={"x264-params": X264.format(k=6, b=2)}),
     "h264_open_gop.mp4": dict(codec="libx264",
                               options={"x264-params": X264.format(k=12, b=3) + ":open-gop=1"}),
     "h264_vfr.mp4": dict(codec="libx264", options={"x264-params": X264.format(k=10, b=2)},
@@ -116,7 +118,7 @@ def test_seeking_gives_the_frames_of_sequential_decoding(files, name):
     with warnings.catch_warnings():
         warnings.simplefilter("error", SeekFallbackWarning)  # the exact path, never the fallback
         for indices in index_sets(len(every)):
-            got, idx = decode_video(path, lambda n: indices)
+            got, idx = decode_video(path, lambda n, indices=indices: indices)
             np.testing.assert_array_equal(idx, indices)
             assert got.dtype == np.uint8 and got.shape == (len(indices), *every.shape[1:])
             np.testing.assert_array_equal(got, every[indices], err_msg=f"{name} {indices}")

@@ -24,7 +24,8 @@ def test_indices_past_the_end_read_the_last_frame(tiny_video):
     np.testing.assert_array_equal(got[1], frames[-1])
 
 
-@pytest.mark.parametrize("content,reason", [(b"", "empty"), (b"\x00garbage" * 100, "cannot decode")])
+@pytest.mark.parametrize("content,reason", [(b"", "empty"),
+                                            (b"\x00garbage" * 100, "cannot decode")])
 def test_broken_files_raise_decode_error_naming_the_file(tmp_path, content, reason):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)

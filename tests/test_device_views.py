@@ -36,8 +36,8 @@ def clips(n: int, t: int, h: int, w: int) -> list[np.ndarray]:
 def test_demo_recipe_batched_on_the_device_equals_the_per_clip_float_path_exactly(shrink):
     # the demo: 64 px frames, crop 64, ratio 1, one scale, no flip: nothing is resized before
     # the shrink, so the uint8 crop is the frames and every number must match bit for bit
-    spec = T.Views(teacher_size=64, student_size=32, crop_size=64, shrink=shrink, short_side_ratio=1.0,
-                      scales=(1.0,), flip=False)
+    spec = T.Views(teacher_size=64, student_size=32, crop_size=64, shrink=shrink,
+                   short_side_ratio=1.0, scales=(1.0,), flip=False)
     frames = clips(4, 2, 64, 64)
     crops = torch.stack([spec.train_crop(f, np.random.default_rng(i))
                          for i, f in enumerate(frames)])  # (N, T, C, 64, 64) uint8
@@ -51,7 +51,8 @@ def test_demo_recipe_batched_on_the_device_equals_the_per_clip_float_path_exactl
 
 
 def test_resized_crops_differ_from_the_float_path_by_at_most_half_a_grey_level():
-    spec = T.Views(teacher_size=64, student_size=32, crop_size=64, shrink="bilinear")  # 256/224, 4 scales, flip
+    # 256/224, 4 scales, flip
+    spec = T.Views(teacher_size=64, student_size=32, crop_size=64, shrink="bilinear")
     frames = clips(6, 2, 90, 120)
     for i, f in enumerate(frames):
         views = spec.views_of(spec.train_crop(f, np.random.default_rng(i)))

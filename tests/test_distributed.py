@@ -88,8 +88,8 @@ def test_two_processes_stopped_and_resumed_match_one_process(config, tmp_path):
     """2 processes x batch 4 (SIGTERM after step 9, then --resume) vs 1 process x batch 8."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from reskd.runs import run_test, run_train
     from reskd.config import load_config
+    from reskd.runs import run_test, run_train
 
     one, two = tmp_path / "one", tmp_path / "two"
     run_train(load_config(config, [*TINY, "data.batch_size=8", f"runtime.out={one}"]),

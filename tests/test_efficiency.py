@@ -11,14 +11,19 @@ import json
 import pytest
 import torch
 
-from reskd.models.fold import fold_batchnorm
-from reskd.efficiency.benchmark import (bench_report, default_vs_fastest, fastest_default_mode,
-                                        format_bench, interleaved_rates,
-                                        mode_settings)
+from reskd.checkpoint import save_checkpoint
+from reskd.efficiency.benchmark import (
+    bench_report,
+    default_vs_fastest,
+    fastest_default_mode,
+    format_bench,
+    interleaved_rates,
+    mode_settings,
+)
 from reskd.efficiency.flops import count_macs
 from reskd.experiments.sweep import flops_report, format_flops, format_sweep, sweep
-from reskd.checkpoint import save_checkpoint
 from reskd.models import build_from_kwargs, build_model, drop_ignored_options
+from reskd.models.fold import fold_batchnorm
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = {"arch": "resnet", "num_classes": 3, "block": "basic", "layers": [1, 1, 1, 1],

@@ -13,12 +13,20 @@ import torch
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from reskd.models import load_model_checkpoint  # noqa: E402
 from reskd.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from reskd.export import (ExportMismatchError, Int8ParityError, check_int8_parity,  # noqa: E402
-                          checkpoint_video_set, compare_top1, export_onnx,
-                          export_student_checkpoint, read_onnx_metadata, run_export, verify_onnx)
-from reskd.models import build_model  # noqa: E402
+from reskd.export import (  # noqa: E402
+    ExportMismatchError,
+    Int8ParityError,
+    check_int8_parity,
+    checkpoint_video_set,
+    compare_top1,
+    export_onnx,
+    export_student_checkpoint,
+    read_onnx_metadata,
+    run_export,
+    verify_onnx,
+)
+from reskd.models import build_model, load_model_checkpoint  # noqa: E402
 
 CLASSES = ["archery", "bowling", "cycling"]
 KWARGS = {"arch": "resnet", "num_classes": 3, "block": "basic", "layers": [1, 1, 1, 1],

@@ -2,12 +2,12 @@
 
 import numpy as np
 
+from conftest import numbered_frames, write_video
 from reskd.data.datasets import VideoDataset
-from reskd.data.sampling import Sampling
-from reskd.data.transforms import Views
 from reskd.data.extract import extract_dataset, prepare_dataset
 from reskd.data.formats import read_list
-from conftest import numbered_frames, write_video
+from reskd.data.sampling import Sampling
+from reskd.data.transforms import Views
 
 
 def test_extract_then_train_on_frames(tmp_path):
@@ -21,7 +21,8 @@ def test_extract_then_train_on_frames(tmp_path):
     report = extract_dataset(lst, root, out, short_side=32, workers=1)
     assert report.written == 2 and len(report.failed) == 1 and "bad.mp4" in report.failed[0]
     entries = read_list(out / "train.txt", format="rawframes")
-    assert [(e.path, e.num_frames, e.labels) for e in entries] == [("a/one", 6, (1,)), ("two", 9, (0, 2))]
+    assert ([(e.path, e.num_frames, e.labels) for e in entries]
+            == [("a/one", 6, (1,)), ("two", 9, (0, 2))])
     from PIL import Image
     with Image.open(out / "frames" / "a" / "one" / "img_00006.jpg") as im:
         assert min(im.size) == 32 and im.size == (48, 32)

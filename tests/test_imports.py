@@ -15,11 +15,9 @@ import torchvision
 
 from reskd.engine.train import train_step
 from reskd.models import build_model
-from reskd.models.imports import (Renormalized, check_classes, load_model_source,
-                                  renormalized)
+from reskd.models.imports import Renormalized, check_classes, load_model_source, renormalized
 from reskd.models.torchvision_video import MVIT_ARCHS, VIDEO_RESNET_ARCHS, MViT
-from reskd.models.weights import (WEIGHTS_ARCH, hub_cache_file, torchvision_arch,
-                                  torchvision_weights)
+from reskd.models.weights import WEIGHTS_ARCH, hub_cache_file, torchvision_arch, torchvision_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
@@ -76,8 +74,10 @@ def assert_same_logits(ours: torch.nn.Module, theirs: torch.nn.Module, x: torch.
     assert (a - b).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("name", ["R2Plus1D_18_Weights.KINETICS400_V1", "R3D_18_Weights.KINETICS400_V1",
-                                  "MC3_18_Weights.KINETICS400_V1", "Swin3D_T_Weights.KINETICS400_V1"])
+@pytest.mark.parametrize("name", ["R2Plus1D_18_Weights.KINETICS400_V1",
+                                  "R3D_18_Weights.KINETICS400_V1",
+                                  "MC3_18_Weights.KINETICS400_V1",
+                                  "Swin3D_T_Weights.KINETICS400_V1"])
 def test_torchvision_video_weights_by_name_give_torchvision_logits(name):
     reference, weights = cache_weights(name)
     model, context = load_model_source(f"torchvision:{name}")
@@ -99,7 +99,8 @@ def test_the_papers_swin_b_teacher_gives_torchvision_logits():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["MViT_V1_B_Weights.KINETICS400_V1", "MViT_V2_S_Weights.KINETICS400_V1"])
+@pytest.mark.parametrize("name", ["MViT_V1_B_Weights.KINETICS400_V1",
+                                  "MViT_V2_S_Weights.KINETICS400_V1"])
 def test_torchvision_mvit_weights_give_torchvision_logits_at_their_size(name):
     reference, _ = cache_weights(name)  # positional tables made for 16 frames at 224
     model, _ = load_model_source(f"torchvision:{name}")
@@ -194,7 +195,8 @@ def test_a_teacher_normalised_otherwise_sees_exactly_its_own_input():
     own_mean, own_std = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
     data_mean, data_std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     frames = torch.rand(1, 4, 3, 32, 32)  # in [0, 1]
-    as_data = (frames - torch.tensor(data_mean).view(3, 1, 1)) / torch.tensor(data_std).view(3, 1, 1)
+    as_data = ((frames - torch.tensor(data_mean).view(3, 1, 1))
+               / torch.tensor(data_std).view(3, 1, 1))
     as_own = (frames - torch.tensor(own_mean).view(3, 1, 1)) / torch.tensor(own_std).view(3, 1, 1)
     wrapped = renormalized(model, data_mean=data_mean, data_std=data_std, mean=own_mean,
                            std=own_std)

@@ -74,7 +74,9 @@ def test_frame_kd_averages_clip_kd_over_frames():
 def test_pixel_logit_kd_averages_over_positions():
     s, t = _logits(1, 2, 5, 3, 3, seed=9), _logits(1, 2, 5, 3, 3, seed=10)
     # same size: no resizing; every position is a frame of frame_kd
-    flat = lambda x: x.permute(0, 1, 3, 4, 2).reshape(1, -1, 5)  # (N, T*h*w, K)
+    def flat(x):  # (N, T*h*w, K)
+        return x.permute(0, 1, 3, 4, 2).reshape(1, -1, 5)
+
     expected = frame_kd(flat(s), flat(t), T=4.0).item()
     assert pixel_logit_kd(s, t, T=4.0, reduction="sum").item() == pytest.approx(expected, rel=1e-6)
 
@@ -95,7 +97,9 @@ def test_resizing_logits_equals_classifying_resized_features():
     bilinear weights sum to one)."""
     fc = torch.nn.Linear(8, 5)
     f_s, f_t = _logits(1, 2, 8, 2, 2, seed=14), _logits(1, 2, 8, 4, 4, seed=15)
-    classify = lambda f: fc(f.movedim(2, -1)).movedim(-1, 2)  # (N, T, K, h, w)
+    def classify(f):  # (N, T, K, h, w)
+        return fc(f.movedim(2, -1)).movedim(-1, 2)
+
     with torch.no_grad():
         ours = pixel_logit_kd(classify(f_s), classify(f_t))
         released_order = pixel_logit_kd(classify(resize_features(f_s, (4, 4))), classify(f_t))
@@ -111,7 +115,9 @@ def test_mean_reduction_is_the_authors_kldivloss_mean():
     assert released.item() == pytest.approx(summed.item() / 5, rel=1e-6)
     # what the authors compute: KLDivLoss(reduction='mean') over (positions, K), times T^2
     up = resize_features(s, (4, 4))
-    rows = lambda x: x.permute(0, 1, 3, 4, 2).reshape(-1, 5)
+    def rows(x):
+        return x.permute(0, 1, 3, 4, 2).reshape(-1, 5)
+
     ref = F.kl_div(F.log_softmax(rows(up) / T, dim=1), F.softmax(rows(t) / T, dim=1),
                    reduction="mean") * T * T
     assert released.item() == pytest.approx(ref.item(), rel=1e-5)

@@ -6,8 +6,7 @@ import torch
 import torchvision
 
 from reskd.config import ModelConfig
-from reskd.models import (ARCH_OPTIONS, ARCHS, STRUCTURAL_DEFAULTS, build_model,
-                          drop_ignored_options)
+from reskd.models import ARCH_OPTIONS, ARCHS, STRUCTURAL_DEFAULTS, build_model, drop_ignored_options
 
 
 @pytest.mark.parametrize("size,hw", [(224, 7), (112, 4)])
@@ -208,7 +207,8 @@ def test_drop_path_sets_the_stochastic_depth_rate_of_swin_and_rejects_other_arch
 
     with torch.device("meta"):
         assert last_rate(build_model("swin3d_t", num_classes=3)) == pytest.approx(0.1)
-        assert last_rate(build_model("swin3d_t", num_classes=3, drop_path=0.3)) == pytest.approx(0.3)
+        assert (last_rate(build_model("swin3d_t", num_classes=3, drop_path=0.3))
+                == pytest.approx(0.3))
         assert last_rate(build_model("mvit_v2_s", num_classes=3, drop_path=0.0)) == 0.0
     with pytest.raises(ValueError, match="model.drop_path=0.2 has no effect on arch 'resnet18'"):
         build_model("resnet18", num_classes=3, drop_path=0.2)

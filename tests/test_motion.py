@@ -253,7 +253,8 @@ def test_study_motion_quick_writes_its_table_through_the_cli(tmp_path):
     student = out / "runs/reskd32/seed0/model.pt"
     flops = reskd("flops", "--checkpoint", student, "--json")
     assert flops.returncode == 0, flops.stderr[-2000:]
-    assert json.loads(flops.stdout)["gmacs_per_view"] == pytest.approx(runs["reskd32/seed0"]["gmacs"])
+    assert (json.loads(flops.stdout)["gmacs_per_view"]
+            == pytest.approx(runs["reskd32/seed0"]["gmacs"]))
     wrong = reskd("flops", "--checkpoint", student, "--frames", "8")
     assert wrong.returncode == 2 and "TSM model built for 4 frames" in wrong.stderr
     exported = reskd("export", "--checkpoint", student, "--format", "onnx", "--out",

@@ -10,8 +10,13 @@ import pytest
 import torch
 
 from reskd.engine import runtime
-from reskd.engine.runtime import (autocast_dtype, pick_precision, precision_cache_path,
-                                  precision_candidates, prepare_model)
+from reskd.engine.runtime import (
+    autocast_dtype,
+    pick_precision,
+    precision_cache_path,
+    precision_candidates,
+    prepare_model,
+)
 from reskd.models import build_model
 
 CPU = torch.device("cpu")
@@ -197,10 +202,9 @@ def test_reskd_train_with_auto_times_once_then_trains_as_the_explicit_precision_
     """The training entry point: `auto` on a (pretend) native-bf16 CPU times, logs, caches;
     the weights equal those of a run given the kept precision; a second run reads the cache."""
     from conftest import sets, write_data_config
-
+    from reskd.checkpoint import load_checkpoint
     from reskd.cli import main
     from reskd.data.synth import make_synth_dataset
-    from reskd.checkpoint import load_checkpoint
 
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
     monkeypatch.setenv("RESKD_CACHE_DIR", str(tmp_path / "cache"))

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from conftest import numbered_frames, write_video
+from reskd.checkpoint import save_checkpoint
 from reskd.data.datasets import VideoDataset
+from reskd.data.formats import Entry
 from reskd.data.sampling import Sampling
 from reskd.data.transforms import Views
-from reskd.data.formats import Entry
-from reskd.checkpoint import save_checkpoint
 from reskd.models import build_model
 from reskd.predict import format_predictions, predict_checkpoint, predict_videos, video_views
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
 from conftest import numbered_frames, write_video
 
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
 LIMIT_S = 3.0  # from the signal to the stop message (the target is a second or two; a busy CI adds)
 
 
@@ -35,7 +35,8 @@ def has_workers(proc: subprocess.Popen) -> bool:
     return children.is_file() and children.read_text().strip() != ""
 
 
-def signal_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 60.0) -> tuple[float, str]:
+def signal_when(proc: subprocess.Popen, ready, sig: int,
+                timeout: float = 60.0) -> tuple[float, str]:
     """Waits until `ready()` (the command is working), sends `sig`, returns (seconds from the
     signal to reskd's "stopped by" line, stderr). The process must exit within 30 s of the
     signal (what follows the line is the interpreter's teardown, torch's included, which takes
@@ -57,7 +58,7 @@ def signal_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 60.0) 
         proc.wait(timeout=max(1.0, 30 - (time.monotonic() - sent)))
     except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError("still running 30 s after the signal")
+        raise AssertionError("still running 30 s after the signal") from None
     return (stopped if stopped is not None else float("inf")), "".join(lines)
 
 

@@ -35,8 +35,8 @@ def config(tmp_path_factory) -> Path:
 
 
 def train_in_process(config: Path, out: Path, *, resume: bool = False, extra=()) -> list[str]:
-    from reskd.runs import run_train
     from reskd.config import load_config
+    from reskd.runs import run_train
 
     logged: list[str] = []
     run_train(load_config(config, [*TINY, f"runtime.out={out}", *extra]), distill=False,

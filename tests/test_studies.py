@@ -151,7 +151,8 @@ def test_study_with_a_config_needs_its_sizes_and_a_real_file(tmp_path):
     proc = reskd("study", "ablation", "--config", tmp_path / "nope.yaml", "--teacher-size", 224,
                  "--out", tmp_path / "x")
     assert proc.returncode == 2 and "nope.yaml does not exist" in proc.stderr
-    proc = reskd("study", "resolution", "--config", "configs/table1_activitynet_r50_baseline112.yaml",
+    proc = reskd("study", "resolution",
+                 "--config", "configs/table1_activitynet_r50_baseline112.yaml",
                  "--out", tmp_path / "y")
     assert proc.returncode == 2 and "give --sizes" in proc.stderr
 

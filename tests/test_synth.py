@@ -26,7 +26,8 @@ def decode(path: Path) -> tuple[np.ndarray, int]:
 
 
 def read_list(path: Path) -> list[tuple[str, int]]:
-    return [(p, int(label)) for p, label in (line.split(" ") for line in path.read_text().splitlines())]
+    return [(p, int(label))
+            for p, label in (line.split(" ") for line in path.read_text().splitlines())]
 
 
 def make(out: Path, **kw) -> dict:
@@ -41,12 +42,14 @@ def tiny(tmp_path_factory) -> dict:
 
 def test_returned_metadata_and_layout(tiny):
     root = Path(tiny["root"])
-    assert tiny["train_list"] == str(root / "train.txt") and tiny["val_list"] == str(root / "val.txt")
+    assert (tiny["train_list"] == str(root / "train.txt")
+            and tiny["val_list"] == str(root / "val.txt"))
     assert (tiny["num_train"], tiny["num_val"], tiny["reused"]) == (40, 10, False)
     assert tiny["classes"] == list(synth.CLASSES)
     assert (root / "classes.txt").read_text().splitlines() == list(synth.CLASSES)
     meta = json.loads((root / "synth.json").read_text())
-    assert meta["params"] == {"seed": 0, "num_train": 40, "num_val": 10, "frames": FRAMES, "size": SIZE}
+    assert meta["params"] == {"seed": 0, "num_train": 40, "num_val": 10, "frames": FRAMES,
+                              "size": SIZE}
     assert not list(root.parent.glob(".b.*")), "temp folder left behind"
 
 
@@ -58,7 +61,8 @@ def test_lists_parse_and_point_at_files(tiny, split, n):
     entries = read_list(root / f"{split}.txt")
     assert [p for p, _ in entries] == [f"videos/{split}/{i:05d}.mp4" for i in range(n)]
     assert all(0 <= label < 10 for _, label in entries)
-    assert sorted(p.name for p in (root / "videos" / split).iterdir()) == [Path(p).name for p, _ in entries]
+    assert (sorted(p.name for p in (root / "videos" / split).iterdir())
+            == [Path(p).name for p, _ in entries])
 
 
 def test_every_video_decodes_to_exact_shape(tiny):
@@ -90,7 +94,8 @@ def test_same_seed_is_identical_and_independent_of_workers(tiny, tmp_path):
 def test_different_seed_differs(tiny, tmp_path):
     other = Path(make(tmp_path / "other", seed=1, num_train=10, num_val=2, workers=0)["root"])
     a = Path(tiny["root"])
-    assert (a / "train.txt").read_text().splitlines()[:10] != (other / "train.txt").read_text().splitlines()
+    assert ((a / "train.txt").read_text().splitlines()[:10]
+            != (other / "train.txt").read_text().splitlines())
     first = "videos/train/00000.mp4"
     assert not np.array_equal(decode(a / first)[0], decode(other / first)[0])
 

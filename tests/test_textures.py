@@ -25,11 +25,13 @@ def decode(path: Path) -> np.ndarray:
 
 
 def read_list(path: Path) -> list[tuple[str, int]]:
-    return [(p, int(label)) for p, label in (line.split(" ") for line in path.read_text().splitlines())]
+    return [(p, int(label))
+            for p, label in (line.split(" ") for line in path.read_text().splitlines())]
 
 
 def make(out: Path, **kw) -> dict:
-    args = dict(seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, frames=FRAMES, size=SIZE, workers=2) | kw
+    args = dict(seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, frames=FRAMES, size=SIZE,
+                workers=2) | kw
     return textures.make_texture_dataset(out, **args)
 
 
@@ -45,7 +47,8 @@ def photos() -> list[np.ndarray]:
 
 def test_returned_metadata_and_layout(tiny):
     root = Path(tiny["root"])
-    assert tiny["train_list"] == str(root / "train.txt") and tiny["val_list"] == str(root / "val.txt")
+    assert (tiny["train_list"] == str(root / "train.txt")
+            and tiny["val_list"] == str(root / "val.txt"))
     assert (tiny["train"], tiny["val"], tiny["num_train"], tiny["num_val"]) == (16, 8, 16, 8)
     assert tiny["reused"] is False and tiny["seconds"] > 0
     assert tiny["classes"] == list(textures.CLASSES) and len(set(textures.CLASSES)) == 16
@@ -70,7 +73,8 @@ def test_lists_parse_point_at_files_and_are_balanced(tiny, split, n):
     counts = np.bincount(labels, minlength=len(textures.CLASSES))
     assert counts.max() - counts.min() <= 1, "classes must be balanced"
     assert labels == textures.clip_plan(0, split, n).tolist()
-    assert sorted(p.name for p in (root / "videos" / split).iterdir()) == [Path(p).name for p, _ in entries]
+    assert (sorted(p.name for p in (root / "videos" / split).iterdir())
+            == [Path(p).name for p, _ in entries])
 
 
 def test_every_video_decodes_to_exact_shape(tiny):

@@ -29,7 +29,8 @@ def test_flip_happens_and_is_shared():
         t, s = T.train_views(x, (64, 32), short_side_ratio=1.0, scales=(1.0,), flip=True,
                              mean=(0.0,) * 3, std=(1 / 255,) * 3, rng=np.random.default_rng(seed))
         same = torch.equal(t[0].round(), torch.from_numpy(x[0]).permute(2, 0, 1).float())
-        mirrored = torch.equal(t[0].round(), torch.from_numpy(x[0, :, ::-1].copy()).permute(2, 0, 1).float())
+        mirrored = torch.equal(t[0].round(),
+                               torch.from_numpy(x[0, :, ::-1].copy()).permute(2, 0, 1).float())
         assert same != mirrored
         flipped += mirrored
     assert 0 < flipped < 20

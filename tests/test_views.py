@@ -17,13 +17,12 @@ import pytest
 import torch
 
 from conftest import write_still_videos
-from reskd.runs import make_dataset, run_train, with_checkpoint_views
+from reskd.checkpoint import RecipeAssumedWarning, load_checkpoint
 from reskd.config import load_config
-from reskd.checkpoint import RecipeAssumedWarning
-from reskd.data.transforms import checkpoint_views
 from reskd.data import transforms as T
-from reskd.checkpoint import load_checkpoint
+from reskd.data.transforms import checkpoint_views
 from reskd.predict import video_views
+from reskd.runs import make_dataset, run_train, with_checkpoint_views
 
 TEACHER, STUDENT, FRAME = 64, 32, 72  # the 72 px frame is resized to the 64 px crop
 # the 3D families train at half these sizes: a real ResNet-50 / Swin-T step at 64 px costs tens
