@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from reskd.distill.distiller import KDWeights, freeze, set_teacher_mode
+from reskd.distill.distiller import Distiller, freeze
 from reskd.efficiency.benchmark import (
     bench_arguments,
     interleaved_rates,
@@ -51,10 +51,11 @@ def make_step(teacher, size: int, *, batch: int, frames: int, others: tuple[int,
               "label": torch.randint(0, 10, (batch,))}
     if others:
         batch_["students"] = {s: torch.randn(batch, frames, 3, s, s) for s in others}
+    distiller = Distiller(teacher, student, sizes_per_step=per_step)  # teacher BatchNorm: train
 
     def step() -> float:
-        parts = train_step(student, batch_, optimizer=optimizer, device=device, teacher=teacher,
-                           kd_weights=KDWeights(sizes_per_step=per_step), grad_clip=20.0)
+        parts = train_step(student, batch_, optimizer=optimizer, device=device,
+                           distiller=distiller, grad_clip=20.0)
         return parts["loss"].item()
 
     return step
@@ -66,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     frames = 2
     torch.manual_seed(0)
     teacher = prepare_model(freeze(build_from_kwargs(DEMO)), torch.device("cpu"), True)
-    set_teacher_mode(teacher, "train")
     cases = {f"reskd{s}": make_step(teacher, s, batch=batch, frames=frames) for s in SIZES}
     cases["anyres_all"] = make_step(teacher, 32, batch=batch, frames=frames, others=(16, 24))
     cases["anyres_k2"] = make_step(teacher, 32, batch=batch, frames=frames, others=(16, 24),

@@ -95,7 +95,7 @@ def _stub_tqdm_if_missing() -> str:
 TQDM_NOTE = _stub_tqdm_if_missing()
 
 from reskd.data.transforms import Views, normalize, shrink, to_tensor  # noqa: E402
-from reskd.distill.distiller import KDWeights, freeze, set_teacher_mode  # noqa: E402
+from reskd.distill.distiller import Distiller, freeze  # noqa: E402
 from reskd.efficiency.benchmark import (  # noqa: E402
     bench_report,
     fastest_default_mode,
@@ -228,13 +228,13 @@ def make_kd_step(teacher: nn.Module, student: nn.Module, *, device: torch.device
     optimizer = make_optimizer(student, optimizer="sgd", lr=0.01, momentum=0.9,
                                nesterov=True, weight_decay=1e-4)
     scaler = (torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None)
-    set_teacher_mode(teacher, "train")
+    distiller = Distiller(teacher, student, feature=100.0)  # teacher BatchNorm: train
     student.train()
 
     def step(batch: dict) -> dict:
         return train_step(student, batch, optimizer=optimizer, device=device,
-                          amp_dtype=amp_dtype, teacher=teacher,
-                          kd_weights=KDWeights(feature=100.0), grad_clip=20.0, scaler=scaler)
+                          amp_dtype=amp_dtype, distiller=distiller, grad_clip=20.0,
+                          scaler=scaler)
 
     step.scaler = scaler
     return step

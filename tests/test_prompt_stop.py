@@ -30,9 +30,19 @@ def start(*args: str) -> subprocess.Popen:
 
 
 def has_workers(proc: subprocess.Popen) -> bool:
-    """Whether `proc` has started child processes (its worker pool), on Linux."""
+    """Whether `proc` has started Python child processes (its worker pool), on Linux. Other
+    children are not workers: importing torch may briefly run a helper program (ldconfig),
+    and a signal sent then would land before reskd's handlers are installed."""
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    return children.is_file() and children.read_text().strip() != ""
+    if not children.is_file():
+        return False
+    for pid in children.read_text().split():
+        try:
+            if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:  # gone already
+            continue
+    return False
 
 
 def signal_when(proc: subprocess.Popen, ready, sig: int,

@@ -498,11 +498,9 @@ def write_video_dataset(
               "size": size, **(extra_params or {})}
 
     def result(reused: bool) -> dict:
-        info = {
-            "root": str(out), "train_list": str(out / "train.txt"),
-            "val_list": str(out / "val.txt"),
-            "classes": list(classes), "num_train": num_train, "num_val": num_val,
-        }
+        info = {"root": str(out), "train_list": str(out / "train.txt"),
+                "val_list": str(out / "val.txt"), "classes": list(classes),
+                "num_train": num_train, "num_val": num_val}
         info |= {alias: info[name] for alias, name in (result_aliases or {}).items()}
         return info | {"seconds": time.perf_counter() - t_start, "reused": reused}
 
@@ -517,12 +515,9 @@ def write_video_dataset(
             tmp, params, workers, classes, plan(params), init_worker, make_clip, release_worker,
             should_stop, f"writing the {kind} dataset {out}",
         )
-        meta = {
-            "format": fmt, "version": version, "params": params, "classes": list(classes),
-            **meta_extra, "video": VIDEO_SETTINGS,
-            "bytes": bytes_total, "seconds": round(time.perf_counter() - t_start, 2),
-            "workers": workers,
-        }
+        meta = {"format": fmt, "version": version, "params": params, "classes": list(classes),
+                **meta_extra, "video": VIDEO_SETTINGS, "bytes": bytes_total,
+                "seconds": round(time.perf_counter() - t_start, 2), "workers": workers}
         # Written last: a folder with a valid meta file is a complete dataset.
         (tmp / meta_name).write_text(json.dumps(meta, indent=2) + "\n")
         _move_into_place(tmp, out)
