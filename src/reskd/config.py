@@ -42,6 +42,7 @@ OPTIMIZERS = ("sgd", "adamw")  # optim.optimizer (reskd.engine)
 SCHEDULES = ("cosine", "step", "onecycle")  # optim.schedule (reskd.engine)
 PIXEL_LOGIT_REDUCTIONS = ("mean", "sum")  # distill.pixel_logit_reduction (reskd.distill)
 TEACHER_BN = ("train", "eval")  # distill.teacher_bn: the frozen teacher's BatchNorm mode
+CONNECTORS = ("none", "conv")  # distill.connector: how a student map meets another width
 SIZE_BN = ("private", "shared")  # distill.size_bn: an any-resolution student's BatchNorms
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # runtime.precision (reskd.engine.runtime)
 DEVICES = ("auto", "cpu", "cuda")  # runtime.device
@@ -167,6 +168,11 @@ class DistillConfig:
     # code; the paper's 500 and T = 4 are in this convention); "sum": summed over classes, K x
     pixel_logit_reduction: str = "mean"
     teacher_bn: str = "train"  # "train" (batch statistics, as the authors) or "eval"
+    # Feature KD between maps of different channels or time steps (another family, a wider
+    # teacher): "conv" learns a 1x1 conv from the student's channels to the teacher's (time
+    # resampled linearly when T' differs), trained with the student and never saved with it;
+    # "none": the maps must match (an error says so otherwise)
+    connector: str = "none"
     # The any-resolution student (`reskd study anyres`): with two or more sizes, one student
     # is trained on the same crop at every size, each distilled from the one teacher by the
     # terms above; data.size must be one of them (what the checkpoint tests at by default).
@@ -314,6 +320,7 @@ def validate(cfg: Config) -> None:
     _check_choice(o.optimizer, OPTIMIZERS, "optim.optimizer")
     _check_choice(o.schedule, SCHEDULES, "optim.schedule")
     _check_choice(k.teacher_bn, TEACHER_BN, "distill.teacher_bn")
+    _check_choice(k.connector, CONNECTORS, "distill.connector")
     _check_choice(r.precision, PRECISIONS, "runtime.precision")
     _check_choice(r.device, DEVICES, "runtime.device")
     _check_choice(str(d.test_crops), ("1", "3"), "data.test_crops")

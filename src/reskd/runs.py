@@ -88,7 +88,7 @@ def distiller_for(cfg: Config, teacher: torch.nn.Module, student: torch.nn.Modul
     return Distiller(teacher, student, feature=k.alpha, clip=k.clip_kd, frame=k.frame_kd,
                      pixel_logit=k.pixel_logit_kd, temperature=k.temperature,
                      pixel_logit_reduction=k.pixel_logit_reduction, teacher_bn=k.teacher_bn,
-                     sizes_per_step=k.sizes_per_step)
+                     sizes_per_step=k.sizes_per_step, connector=k.connector)
 
 
 def make_dataset(cfg: Config, list_name: str, *, train: bool, sizes: tuple[int, ...],
@@ -205,12 +205,14 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print)
                 f"/ data.std to those")
     with torch.device("meta"):
         student_channels = build_from_kwargs(student_kwargs).feature_channels
-    if cfg.distill.alpha > 0 and teacher.feature_channels != student_channels:
+    if (cfg.distill.alpha > 0 and cfg.distill.connector == "none"
+            and teacher.feature_channels != student_channels):
         raise ValueError(
             f"teacher {ckpt['model_kwargs']['arch']} has {teacher.feature_channels} feature "
             f"channels but student {student_kwargs['arch']} has {student_channels}; feature KD "
-            f"needs equal channel counts: use a teacher of the same width, or pixel-level "
-            f"logit KD (--set distill.alpha=0 --set distill.pixel_logit_kd=500)")
+            f"needs equal channel counts: add a learned connector (--set "
+            f"distill.connector=conv), or use clip-level logit KD (--set distill.alpha=0 --set "
+            f"distill.clip_kd=1)")
     size = cfg.distill.teacher_size or ckpt["size"]
     if size is None:
         size = 224
@@ -370,7 +372,9 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     if r.precision == "auto":
         amp = _picked_precision(cfg, model, teacher, device, teacher_size=sizes[0], log=log)
     train_model, teacher = _for_processes(cfg, model, teacher, device, distributed=distributed)
-    optimizer, schedule = optimizer_for(cfg, model, steps_per_epoch=len(loader) // o.accumulate)
+    distiller = None if teacher is None else distiller_for(cfg, teacher, train_model).to(device)
+    optimizer, schedule = optimizer_for(cfg, model, steps_per_epoch=len(loader) // o.accumulate,
+                                        connector=distiller and distiller.connector)
     val_set, evaluate_fn = _validation(cfg, device=device, amp=amp, num_classes=num_classes,
                                        crop_size=crop_size, log=log)
     if cfg.data.cache_decoded:
@@ -383,7 +387,6 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
             + f" on {len(train_set)} videos, {o.epochs} epochs, {device}, "
               f"{precision_name(amp)}{', channels_last' if r.channels_last else ''}; "
               f"{gmacs:.3f} GMACs per video; run folder {out}")
-    distiller = None if teacher is None else distiller_for(cfg, teacher, train_model)
     state = train(model=train_model, loader=loader, optimizer=optimizer, schedule=schedule,
                   epochs=o.epochs, device=device, amp_dtype=amp, out_dir=out, context=context,
                   distiller=distiller, grad_clip=o.grad_clip, resume=resume,
@@ -396,13 +399,18 @@ def run_train(cfg: Config, *, distill: bool, resume: bool = False, log=print,
     return {"out": str(out), "model": str(out / "model.pt"), "val": val}
 
 
-def optimizer_for(cfg: Config, model: torch.nn.Module, *, steps_per_epoch: int):
-    """(the optimizer over `model`'s parameter groups, its per-step schedule) per `optim.*`."""
+def optimizer_for(cfg: Config, model: torch.nn.Module, *, steps_per_epoch: int,
+                  connector: torch.nn.Module | None = None):
+    """(the optimizer over `model`'s parameter groups, its per-step schedule) per `optim.*`;
+    a feature-KD `connector` (distill.connector) is trained with it at optim.lr."""
     o = cfg.optim
     optimizer = make_optimizer(model, optimizer=o.optimizer, lr=o.lr, momentum=o.momentum,
                                nesterov=o.nesterov, weight_decay=o.weight_decay,
                                bias_lr_mult=o.bias_lr_mult, backbone_lr_mult=o.backbone_lr_mult,
                                no_decay_names=o.no_decay_names)
+    if connector is not None:
+        optimizer.add_param_group({"params": list(connector.parameters()), "lr": o.lr,
+                                   "lr_mult": 1.0, "weight_decay": o.weight_decay})
     schedule = make_schedule(schedule=o.schedule, epochs=o.epochs,
                              steps_per_epoch=steps_per_epoch, warmup_epochs=o.warmup_epochs,
                              warmup_start_factor=o.warmup_start_factor,
@@ -434,6 +442,10 @@ def _teacher_and_sizes(cfg: Config, *, distill: bool, distributed: bool, num_cla
     if student_sizes and distributed:
         raise ConfigError("distill.student_sizes (several forwards per step) is not supported "
                           "under torchrun yet; train the any-resolution student in one process")
+    if distill and distributed and cfg.distill.connector != "none":
+        raise ConfigError("distill.connector=conv is not supported under torchrun yet (the "
+                          "connector sits outside the student's DDP wrapper, so its gradients "
+                          "would not be averaged); distil with a connector in one process")
     crop_size = cfg.data.crop_size or sizes[0]
     if crop_size < sizes[0]:
         raise ConfigError(f"data.crop_size={crop_size} is below the teacher size {sizes[0]}: "

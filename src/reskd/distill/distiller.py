@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from reskd.config import PIXEL_LOGIT_REDUCTIONS, TEACHER_BN, DistillConfig
+from reskd.config import CONNECTORS, PIXEL_LOGIT_REDUCTIONS, TEACHER_BN, DistillConfig
 from reskd.distill.losses import classification_loss, clip_kd, feature_kd, frame_kd, pixel_logit_kd
 from reskd.models.size_bn import set_size
 
@@ -117,8 +118,28 @@ def teacher_targets(teacher: nn.Module, teacher_x: torch.Tensor, weights: KDWeig
     return targets
 
 
+class Connector(nn.Module):
+    """The learned bridge of cross-family feature KD: a student map (N, T', C_s, h, w) ->
+    (N, T_t, C_t, h, w), a 1x1 conv from the student's channels to the teacher's, then linear
+    resampling in time when the teacher's map has another number of time steps T_t (e.g. a
+    tubelet-2 transformer teacher: T/2). The spatial resize stays feature KD's (Phi). It is
+    trained with the student and dropped at deployment: it exists only to compare maps."""
+
+    def __init__(self, student_channels: int, teacher_channels: int):
+        super().__init__()
+        self.proj = nn.Conv3d(student_channels, teacher_channels, kernel_size=1)
+
+    def forward(self, f_student: torch.Tensor, teacher_steps: int) -> torch.Tensor:
+        x = self.proj(f_student.transpose(1, 2))  # (N, C_t, T', h, w)
+        if x.shape[2] != teacher_steps:
+            x = F.interpolate(x, size=(teacher_steps, *x.shape[-2:]), mode="trilinear",
+                              align_corners=False)  # time only: h, w unchanged
+        return x.transpose(1, 2)  # (N, T_t, C_t, h, w)
+
+
 def student_loss(student: nn.Module, student_x: torch.Tensor, labels: torch.Tensor,
-                 targets: dict, *, weights: KDWeights = KDWeights()) -> dict:
+                 targets: dict, *, weights: KDWeights = KDWeights(),
+                 connector: Connector | None = None) -> dict:
     """CE(student logits, labels) + the weighted KD terms towards the teacher's `targets`
     (`teacher_targets`); the parts as `distill_loss` returns them. Feature KD resizes the
     student's map to the teacher's whatever the student's size."""
@@ -128,7 +149,9 @@ def student_loss(student: nn.Module, student_x: torch.Tensor, labels: torch.Tens
     T = weights.temperature
     terms = {}
     if weights.feature:
-        terms["feature_kd"] = (weights.feature, feature_kd(f_student, targets["features"]))
+        f_teacher = targets["features"]
+        mapped = f_student if connector is None else connector(f_student, f_teacher.shape[1])
+        terms["feature_kd"] = (weights.feature, feature_kd(mapped, f_teacher))
     if weights.clip:
         terms["clip_kd"] = (weights.clip, clip_kd(logits, targets["clip_kd"], T))
     if weights.frame:
@@ -146,7 +169,7 @@ def student_loss(student: nn.Module, student_x: torch.Tensor, labels: torch.Tens
 
 def distill_loss(student: nn.Module, teacher: nn.Module, student_x: torch.Tensor,
                  teacher_x: torch.Tensor, labels: torch.Tensor, *,
-                 weights: KDWeights = KDWeights()) -> dict:
+                 weights: KDWeights = KDWeights(), connector: Connector | None = None) -> dict:
     """CE(student logits, labels) + the weighted KD terms. Returns {"loss", "ce", "kd", "logits"}
     plus one entry per active term ("feature_kd", "clip_kd", "frame_kd", "pixel_logit_kd").
 
@@ -156,13 +179,15 @@ def distill_loss(student: nn.Module, teacher: nn.Module, student_x: torch.Tensor
     are applied to that map.
     """
     targets = teacher_targets(teacher, teacher_x, weights)
-    return student_loss(student, student_x, labels, targets, weights=weights)
+    return student_loss(student, student_x, labels, targets, weights=weights,
+                        connector=connector)
 
 
 def multi_size_distill_loss(student: nn.Module, teacher: nn.Module,
                             student_xs: dict[int, torch.Tensor], teacher_x: torch.Tensor,
                             labels: torch.Tensor, *, size: int,
-                            weights: KDWeights = KDWeights()) -> dict:
+                            weights: KDWeights = KDWeights(),
+                            connector: Connector | None = None) -> dict:
     """The any-resolution student's loss: the sum over its sizes of `distill_loss` at each,
     the teacher run once. `student_xs` maps each size to its view (N, T, C, s, s) of the same
     crop; `size` is the model's own (data.size), always trained; with
@@ -182,7 +207,8 @@ def multi_size_distill_loss(student: nn.Module, teacher: nn.Module,
     out: dict = {}
     for s in [*others, size]:  # the model's own size last: the student is left at it
         set_size(core, s)
-        parts = student_loss(student, student_xs[s], labels, targets, weights=weights)
+        parts = student_loss(student, student_xs[s], labels, targets, weights=weights,
+                             connector=connector)
         for name, value in parts.items():
             if name != "logits":
                 out[name] = out[name] + value if name in out else value
@@ -208,15 +234,21 @@ class Distiller(nn.Module):
     Views: teacher (N, T, C, H, W), student (N, T, C, h, w), the same crop at two sizes
     (`reskd.Views`); labels (N,) class indices, or (N, K) multi-hot. An any-resolution
     student takes a dict {size: view} as `student_view` and `size=` its own size; the loss is
-    summed over the sizes (`multi_size_distill_loss`). Feature KD needs the teacher's and the
-    student's maps to have the same channels and time steps.
+    summed over the sizes (`multi_size_distill_loss`).
+
+    Feature KD compares maps of the same channels and time steps. For a teacher of another
+    family or width, `connector="conv"` adds a learned `Connector` (1x1 conv to the teacher's
+    channels, time resampled): optimise `distiller.trainable_parameters()` (the student's and
+    the connector's) instead of the student's alone; the connector is not part of the
+    student, so `save_student(distiller.student, ...)` saves the plain student.
     """
 
     def __init__(self, teacher: nn.Module, student: nn.Module, *, feature: float = _KD.alpha,
                  clip: float = _KD.clip_kd, frame: float = _KD.frame_kd,
                  pixel_logit: float = _KD.pixel_logit_kd, temperature: float = _KD.temperature,
                  pixel_logit_reduction: str = _KD.pixel_logit_reduction,
-                 teacher_bn: str = _KD.teacher_bn, sizes_per_step: int = _KD.sizes_per_step):
+                 teacher_bn: str = _KD.teacher_bn, sizes_per_step: int = _KD.sizes_per_step,
+                 connector: str = _KD.connector):
         super().__init__()
         core = student.module if hasattr(student, "module") else student
         for name, model in (("teacher", teacher), ("student", core)):
@@ -231,15 +263,27 @@ class Distiller(nn.Module):
                                  pixel_logit=pixel_logit, temperature=temperature,
                                  pixel_logit_reduction=pixel_logit_reduction,
                                  sizes_per_step=sizes_per_step)
+        if connector not in CONNECTORS:
+            raise ValueError(f"connector must be one of {', '.join(CONNECTORS)}, got "
+                             f"{connector!r}")
         set_teacher_mode(teacher, teacher_bn)
         self.teacher = freeze(teacher)
         self.student = student
         self.teacher_bn = teacher_bn
+        self.connector = (Connector(core.feature_channels, teacher.feature_channels)
+                          if connector == "conv" else None)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What an optimizer takes: the student's parameters, and the connector's if any."""
+        extra = list(self.connector.parameters()) if self.connector is not None else []
+        return [*self.student.parameters(), *extra]
 
     def train(self, mode: bool = True) -> Distiller:
         """The student's mode; the teacher stays in its own (`teacher_bn`)."""
         self.training = mode
         self.student.train(mode)
+        if self.connector is not None:
+            self.connector.train(mode)
         set_teacher_mode(self.teacher, self.teacher_bn)
         return self
 
@@ -252,6 +296,6 @@ class Distiller(nn.Module):
                                  f"need size= one of them (the student's own), got {size}")
             return multi_size_distill_loss(self.student, self.teacher, student_view,
                                            teacher_view, labels, size=size,
-                                           weights=self.weights)
+                                           weights=self.weights, connector=self.connector)
         return distill_loss(self.student, self.teacher, student_view, teacher_view, labels,
-                            weights=self.weights)
+                            weights=self.weights, connector=self.connector)

@@ -40,12 +40,20 @@ def resize_features(f: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def feature_kd(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor:
     """Pixel-level feature KD (paper Eq. 1): MSE(f_t, Phi(f_s)), mean over every element."""
+    for name, f in (("student", f_student), ("teacher", f_teacher)):
+        if f.dim() != 5:
+            raise ValueError(
+                f"feature KD compares pre-pool maps (N, T', C, h, w); the {name}'s features have "
+                f"shape {tuple(f.shape)}. A model wrapped by hand must return its last map in "
+                f"that layout from `features` (tokens: drop the class token and reshape the grid; "
+                f"reskd's Hugging Face wrappers do), or use clip-level logit KD (feature=0, "
+                f"clip=1)")
     if f_student.shape[:3] != f_teacher.shape[:3]:
         raise ValueError(
-            f"feature KD needs student and teacher maps with the same (N, T, C); got student "
-            f"{tuple(f_student.shape)} and teacher {tuple(f_teacher.shape)}. The channel counts "
-            f"are {f_student.shape[2]} (student) and {f_teacher.shape[2]} (teacher): for different "
-            f"channel counts use pixel-level logit KD.")
+            f"feature KD needs student and teacher maps with the same (N, T', C); got student "
+            f"{tuple(f_student.shape)} and teacher {tuple(f_teacher.shape)}: for a teacher of "
+            f"another width or time steps, add a learned connector (distill.connector=conv; "
+            f"Python: Distiller(..., connector=\"conv\")) or use clip-level logit KD")
     f_student = resize_features(f_student.float(), tuple(f_teacher.shape[-2:]))
     return F.mse_loss(f_student, f_teacher.float())
 

@@ -242,7 +242,7 @@ def train_step(model: nn.Module, batch: dict | list[dict], *,
 
 def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, scheduler, scaler,
             device: torch.device, global_batch: int, batch_size: int, accumulate: int,
-            log) -> tuple[TrainState, dict | None]:
+            log, connector: nn.Module | None = None) -> tuple[TrainState, dict | None]:
     """(state, partial epoch sums or None): from the newest readable checkpoint when `resume`,
     else a fresh state (and a fresh metrics.jsonl). Loads weights, optimizer, schedule, grad
     scaler and torch RNG into the objects given."""
@@ -261,6 +261,12 @@ def _resume(out_dir: Path, *, resume: bool, core: nn.Module, optimizer, schedule
         return TrainState(), None
     ckpt, path = found
     core.load_state_dict(ckpt["model"])
+    if connector is not None:  # distill.connector: resumable, never part of model.pt
+        if "connector" not in ckpt:
+            raise ValueError(f"{path} holds no feature-KD connector but this run uses "
+                             f"distill.connector: resume with the distill.connector it was "
+                             f"trained with, or start a new run without --resume")
+        connector.load_state_dict(ckpt["connector"])
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
     except ValueError as e:  # other parameter groups: the lr multipliers or no-decay names changed
@@ -396,7 +402,8 @@ def train(*, model: nn.Module, loader, optimizer: torch.optim.Optimizer, schedul
     state, partial = _resume(out_dir, resume=resume, core=core, optimizer=optimizer,
                              scheduler=scheduler, scaler=scaler, device=device,
                              global_batch=global_batch, batch_size=loader.batch_size,
-                             accumulate=accumulate, log=log)
+                             accumulate=accumulate, log=log,
+                             connector=distiller.connector if distiller is not None else None)
     if distiller is not None:
         if distiller.student is not model:
             raise ValueError("train(): the distiller's student must be the model being trained "
@@ -479,7 +486,10 @@ class _Loop:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "rng": _rng_state(self.device), "epoch": s.epoch, "step": s.step,
-                "history": s.history, "global_batch": self.global_batch, **extra}
+                "history": s.history, "global_batch": self.global_batch,
+                **({"connector": self.distiller.connector.state_dict()}
+                   if self.distiller is not None and self.distiller.connector is not None
+                   else {}), **extra}
 
     def stop_requested(self) -> str | None:
         reason = self.should_stop() if self.should_stop is not None else None

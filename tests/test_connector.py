@@ -1,0 +1,91 @@
+"""Cross-family feature KD: the learned connector (distill.connector=conv) between a student
+map and a teacher map of other channels or time steps, trained with the student and never
+saved with it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import reskd
+from conftest import sets, write_data_config
+from reskd.distill.distiller import Connector
+
+TINY = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]", "model.stem=small",
+        "data.num_segments=2", "data.short_side_ratio=1.0", "data.crop_scales=[1.0,0.875]",
+        "data.batch_size=8", "data.workers=0", "optim.optimizer=adamw", "optim.lr=0.002",
+        "optim.epochs=2", "runtime.progress=false"]
+NARROW, WIDE = "model.widths=[8,8,16,16]", "model.widths=[16,16,32,32]"
+
+
+def reskd_cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "reskd", *args], capture_output=True, text=True,
+                          timeout=600)
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"reskd {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_the_connector_maps_channels_and_resamples_time():
+    connector = Connector(16, 48)
+    f = torch.randn(2, 4, 16, 3, 3)  # (N, T', C, h, w)
+    assert connector(f, 4).shape == (2, 4, 48, 3, 3)
+    halved = connector(f, 2)  # a tubelet-2 teacher: half the time steps
+    assert halved.shape == (2, 2, 48, 3, 3)
+    same = connector(f, 4)  # linear resampling to half the steps averages neighbouring pairs
+    assert torch.allclose(halved, (same[:, 0::2] + same[:, 1::2]) / 2, atol=1e-5)
+
+
+def test_a_distiller_with_a_connector_trains_it_and_saves_the_plain_student(tmp_path):
+    teacher = reskd.build_model("resnet", num_classes=3, widths=(16, 32, 64, 128), stem="small",
+                                num_segments=2)
+    student = reskd.build_model("resnet", num_classes=3, widths=(8, 16, 32, 64), stem="small",
+                                num_segments=2)
+    views = reskd.Views(teacher_size=64, student_size=32)
+    teacher_view, student_view = views(torch.randint(0, 256, (2, 2, 3, 64, 64),
+                                                     dtype=torch.uint8))
+    labels = torch.tensor([0, 2])
+    with pytest.raises(ValueError, match="distill.connector=conv"):
+        reskd.Distiller(teacher, student)(teacher_view, student_view, labels)
+    distiller = reskd.Distiller(teacher, student, connector="conv")
+    optimizer = torch.optim.SGD(distiller.trainable_parameters(), lr=0.1)
+    before = distiller.connector.proj.weight.detach().clone()
+    parts = distiller(teacher_view, student_view, labels)
+    assert parts["feature_kd"] > 0
+    parts["loss"].backward()
+    optimizer.step()
+    assert not torch.equal(distiller.connector.proj.weight, before)
+    path = reskd.save_student(distiller.student, tmp_path / "s.pt", views=views, classes=3,
+                              frames=2)
+    saved = torch.load(path, weights_only=True)["model"]
+    assert not any("proj" in k or "connector" in k for k in saved)
+    assert reskd.load_model(path).preprocessing.size == 32
+
+
+@pytest.mark.slow
+def test_distill_from_a_wider_teacher_with_a_connector(tmp_path):
+    from reskd.data.synth import make_synth_dataset
+
+    data = make_synth_dataset(tmp_path / "data", seed=1, num_train=32, num_val=16, workers=1)
+    config = write_data_config(tmp_path / "tiny.yaml", Path(data["root"]))
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    reskd_cli("train", str(config), *sets(*TINY, WIDE, "data.size=64", f"runtime.out={teacher}"))
+    distil = [*TINY, NARROW, "data.size=32", "data.crop_size=64", f"runtime.out={student}",
+              f"distill.teacher={teacher / 'model.pt'}"]
+    refused = reskd_cli("distill", str(config), *sets(*distil), ok=False)
+    assert refused.returncode != 0 and "distill.connector=conv" in refused.stderr
+    reskd_cli("distill", str(config), *sets(*distil, "distill.connector=conv"))
+    state = torch.load(student / "checkpoint.pt", weights_only=True)
+    assert set(state["connector"]) == {"proj.weight", "proj.bias"}
+    model = torch.load(student / "model.pt", weights_only=True)
+    assert "connector" not in model
+    plain = reskd.build_model("resnet", num_classes=10, layers=(1, 1, 1, 1), widths=(8, 8, 16, 16),
+                              stem="small", num_segments=2)
+    plain.load_state_dict(model["model"])  # exactly the plain student's weights, nothing more
+    resumed = reskd_cli("distill", str(config), *sets(*distil, "distill.connector=conv",
+                                                      "optim.epochs=3"), "--resume")
+    assert "epoch 3" in resumed.stdout + resumed.stderr
