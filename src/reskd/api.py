@@ -22,6 +22,7 @@ from reskd.data.transforms import Views
 from reskd.efficiency.flops import gmacs_per_video
 from reskd.models import build_model as _build_model
 from reskd.models import load_model_checkpoint
+from reskd.models.hf import is_hf_source
 from reskd.models.imports import load_model_source
 from reskd.models.weights import file_kind, is_torchvision_name, read_weights_file, split_half
 
@@ -58,13 +59,14 @@ def load_model(source: str | Path, *, size: int | None = None, frames: int = 8,
                half: str = "teacher") -> nn.Module:
     """A model on CPU in eval mode from any source `distill.teacher` takes: a reskd checkpoint
     (`model.pt`; `size` picks one size of an any-resolution student), a torchvision weights
-    name (`torchvision:ENUM.MEMBER`) or file, or an mmaction2 checkpoint (`half` of an
-    authors' ResKD one). TSM models from outside reskd are built for `frames` frames. The
-    model carries its `preprocessing` (`Preprocessing`) and `build_options`. Loading never
-    runs code from the file (`torch.load(weights_only=True)`)."""
+    name (`torchvision:ENUM.MEMBER`) or file, an mmaction2 checkpoint (`half` of an
+    authors' ResKD one), or a Hugging Face video classifier (a `save_pretrained` folder or
+    `hf:ORG/NAME` from the HF cache, `reskd.models.hf`). TSM models from outside reskd are
+    built for `frames` frames. The model carries its `preprocessing` (`Preprocessing`) and
+    `build_options`. Loading never runs code from the file (`torch.load(weights_only=True)`)."""
     source = str(source)
     views = None
-    if not is_torchvision_name(source) and file_kind(
+    if not is_torchvision_name(source) and not is_hf_source(source) and file_kind(
             read_weights_file(split_half(source, half)[0])) == "reskd":
         model, ctx = load_model_checkpoint(source, size)
         views = Views.from_checkpoint(ctx)

@@ -14,6 +14,7 @@ from torch import nn
 from reskd.checkpoint import checkpoint_at_size
 from reskd.config import TEMPORAL, DataConfig, ModelConfig
 from reskd.models.base import read_state_dict
+from reskd.models.hf import build_hf_model
 from reskd.models.resnet import TORCHVISION_RESNETS, ResNetTrunk
 from reskd.models.size_bn import at_size, with_size_batchnorm
 from reskd.models.slowonly import SLOWONLY_DEPTHS, inflate_from_2d, slowonly
@@ -25,7 +26,7 @@ from reskd.models.weights import is_weights_source, load_pretrained
 
 TSM_ARCHS = tuple(f"tsm_{name}" for name in TORCHVISION_RESNETS)
 ARCHS = (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS, *SLOWONLY_DEPTHS, *SWIN_ARCHS,
-         *VIDEO_RESNET_ARCHS, *MVIT_ARCHS)
+         *VIDEO_RESNET_ARCHS, *MVIT_ARCHS, "hf")
 
 _MODEL, _DATA = ModelConfig(), DataConfig()  # build_model's defaults are the config's
 
@@ -49,6 +50,8 @@ ARCH_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     **{a: ("Video Swin, a fixed torchvision layout", ()) for a in SWIN_ARCHS},
     **{a: ("a torchvision 3D ResNet, a fixed layout", ()) for a in VIDEO_RESNET_ARCHS},
     **{a: ("a torchvision MViT, a fixed layout", ()) for a in MVIT_ARCHS},
+    "hf": ("a Hugging Face transformers video classifier (VideoMAE, TimeSformer, ViViT, "
+           "V-JEPA 2), its layout from hf_config or model.pretrained", ()),
 }
 
 
@@ -105,7 +108,7 @@ def build_model(arch: str, *, num_classes: int, block: str = _MODEL.block,
                 temporal: str = _MODEL.temporal, dropout: float = _MODEL.dropout,
                 num_segments: int = _DATA.num_segments, drop_path: float = _MODEL.drop_path,
                 fc_init_std: float = _MODEL.fc_init_std, dropout_at: str = _MODEL.dropout_at,
-                pretrained: str = _MODEL.pretrained) -> nn.Module:
+                pretrained: str = _MODEL.pretrained, hf_config: dict | None = None) -> nn.Module:
     """A video model with the uniform API of `reskd.models.base`. `arch`:
 
     - TSN over a ResNet: resnet18/34/50/101/152 (torchvision layout), resnet50s (the paper's
@@ -116,7 +119,11 @@ def build_model(arch: str, *, num_classes: int, block: str = _MODEL.block,
     - SlowOnly: slowonly_r50 (SlowOnly-R50 8x8, mmaction2 layout);
     - Video Swin: swin3d_t / swin3d_s / swin3d_b (torchvision);
     - torchvision's 3D ResNets r3d_18 / mc3_18 / r2plus1d_18 and MViT mvit_v1_b / mvit_v2_s
-      (`reskd.models.torchvision_video`).
+      (`reskd.models.torchvision_video`);
+    - "hf": a Hugging Face transformers video classifier (`reskd.models.hf`) built from
+      `hf_config` (a transformers config as a dict, what a checkpoint stores) and/or loaded
+      from `pretrained` (a save_pretrained folder or `hf:ORG/NAME`; its config is used when
+      `hf_config` is not given). `num_classes` sets the classifier's outputs.
 
     `fc_init_std` is the classifier's init std (every arch); `dropout_at` ("frame" or
     "clip", `reskd.models.tsn`) where a TSN/TSM head drops out. Their defaults (0.01, "frame")
@@ -147,6 +154,9 @@ def build_model(arch: str, *, num_classes: int, block: str = _MODEL.block,
                          f"the authors' TSN/TSM), got {fc_init_std}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    if hf_config is not None and arch != "hf":
+        raise ValueError(f"hf_config is the config of arch 'hf' (a transformers video model); "
+                         f"arch {arch!r} takes none: remove it, or use arch 'hf'")
     if drop_path != -1 and arch not in SWIN_ARCHS + MVIT_ARCHS:
         raise ValueError(f"model.drop_path={drop_path} has no effect on arch {arch!r}: stochastic "
                          f"depth is Video Swin's and MViT's "
@@ -158,8 +168,8 @@ def build_model(arch: str, *, num_classes: int, block: str = _MODEL.block,
     options = dict(num_classes=num_classes, block=block, layers=layers, widths=widths,
                    stem=stem, strides=strides, temporal=temporal, dropout=dropout,
                    num_segments=num_segments, drop_path=drop_path, fc_init_std=fc_init_std,
-                   dropout_at=dropout_at)
-    if pretrained and is_weights_source(pretrained):
+                   dropout_at=dropout_at, hf_config=hf_config)
+    if pretrained and arch != "hf" and is_weights_source(pretrained):
         model = ARCH_BUILDERS[arch](arch, **options, pretrained="")
         load_pretrained(model, arch, pretrained)
         return model
@@ -225,12 +235,19 @@ def _build_torchvision_video(arch: str, *, num_classes: int, dropout: float, dro
                                    drop_path=drop_path, fc_init_std=fc_init_std)
 
 
+def _build_hf(arch: str, *, num_classes: int, hf_config: dict | None, pretrained: str,
+              **_other_families) -> nn.Module:
+    """A transformers video classifier (`reskd.models.hf.build_hf_model`)."""
+    return build_hf_model(hf_config, num_classes=num_classes, pretrained=pretrained)
+
+
 # arch -> the builder of its family; the same archs as ARCH_OPTIONS.
 ARCH_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     **{a: _build_resnet_tsn for a in (*TORCHVISION_RESNETS, "resnet50s", "resnet", *TSM_ARCHS)},
     **{a: _build_slowonly for a in SLOWONLY_DEPTHS},
     **{a: _build_swin for a in SWIN_ARCHS},
     **{a: _build_torchvision_video for a in (*VIDEO_RESNET_ARCHS, *MVIT_ARCHS)},
+    "hf": _build_hf,
 }
 
 

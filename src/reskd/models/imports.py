@@ -7,7 +7,11 @@ with the context it needs to be used correctly, from
 - a file of torchvision weights (`torch.save(model.state_dict())`): the arch is read from its
   keys, the preprocessing is that arch's torchvision default weights';
 - an mmaction2 checkpoint (TSN, TSM, SlowOnly, Video Swin; from the authors' ResKD checkpoints
-  the teacher half, or `PATH#student`).
+  the teacher half, or `PATH#student`);
+- a Hugging Face transformers video classifier (VideoMAE, TimeSformer, ViViT, V-JEPA 2): a
+  folder written by `save_pretrained` (holding config.json) or a hub id `hf:ORG/NAME` read
+  through the HF cache (`reskd.models.hf`); its processor's size and mean/std, its config's
+  frames and class names (id2label) are its context.
 
 The context is a dict shaped like a reskd checkpoint's: "model_kwargs", "classes" (names, or
 None when the source has none), "size" (the input side it was trained at; None when the source
@@ -27,6 +31,7 @@ from torch import nn
 
 from reskd.config import IMAGENET_MEAN, IMAGENET_STD
 from reskd.models import build_model, is_tsm, load_model_checkpoint
+from reskd.models.hf import is_hf_source, load_hf_source
 from reskd.models.mmaction import kind_of_arch, mmaction_model_config, to_mmaction
 from reskd.models.resnet import TORCHVISION_RESNETS
 from reskd.models.weights import (
@@ -126,9 +131,11 @@ def load_model_source(spec: str, *, half: str = "teacher", num_segments: int = 8
                       dropout: float = 0.5) -> tuple[nn.Module, dict]:
     """(model on CPU in eval mode, its context: module docstring) from a reskd checkpoint, a
     torchvision weights name or file, or an mmaction2 checkpoint (`half` of an authors' ResKD
-    checkpoint, unless the path ends in #teacher / #student). TSM models are built for
-    `num_segments` frames."""
-    if is_torchvision_name(spec):
+    checkpoint, unless the path ends in #teacher / #student), or a Hugging Face model (a
+    save_pretrained folder or `hf:ORG/NAME`). TSM models are built for `num_segments` frames."""
+    if is_hf_source(spec):
+        model, context = load_hf_source(spec)
+    elif is_torchvision_name(spec):
         model, context = _torchvision_model(spec, num_segments=num_segments, dropout=dropout)
     else:
         model, context = _file_model(spec, half=half, num_segments=num_segments, dropout=dropout)
