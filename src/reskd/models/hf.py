@@ -457,56 +457,26 @@ def hf_folder(spec: str, *, local_files_only: bool = False) -> Path:
             f"save_pretrained folder") from err
 
 
-def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a save_pretrained folder: safetensors (one file or a sharded index),
-    else pytorch_model.bin through torch.load(weights_only=True) only."""
-    from safetensors.torch import load_file
-
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        state = {}
-        for shard in shards:
-            state.update(load_file(folder / shard))
-        return state
-    if (folder / "model.safetensors").is_file():
-        return load_file(folder / "model.safetensors")
+def check_weights_file(folder: Path) -> bool:
+    """Whether the folder's weights are safetensors (True) or a pytorch_model.bin (False)
+    that torch.load(weights_only=True) reads; a .bin whose pickle needs more is refused with
+    the reason, before transformers opens it."""
+    if (folder / "model.safetensors").is_file() or (
+            folder / "model.safetensors.index.json").is_file():
+        return True
     binary = folder / "pytorch_model.bin"
     if not binary.is_file():
         raise FileNotFoundError(f"{folder}: no model.safetensors, safetensors index or "
                                 f"pytorch_model.bin")
     try:
-        state = torch.load(binary, map_location="cpu", weights_only=True)
+        torch.load(binary, map_location="meta", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ValueError(f"{binary}: refused, it cannot be read with "
                          f"torch.load(weights_only=True): its pickle needs more than tensors "
                          f"({str(err).splitlines()[0]}); loading it would run code it names. "
                          f"Re-save it as safetensors (model.save_pretrained(folder)) from a "
                          f"source you trust") from err
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
-        raise ValueError(f"{binary}: not a state dict of tensors")
-    return state
-
-
-# Key renames of checkpoints saved by older transformers releases
-_LEGACY = ((".attention.attention.q_bias", ".attention.attention.query.bias"),
-           (".attention.attention.v_bias", ".attention.attention.value.bias"))
-
-
-def _renamed(state: dict[str, torch.Tensor], own: dict) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        if key not in own:
-            for old, new in _LEGACY:
-                if key.endswith(old):
-                    key = key[:-len(old)] + new
-            if key.endswith(".gamma") and key[:-6] + ".weight" in own:
-                key = key[:-6] + ".weight"
-            elif key.endswith(".beta") and key[:-5] + ".bias" in own:
-                key = key[:-5] + ".bias"
-        out[key] = value
-    return out
+    return False
 
 
 def _resized_position(key: str, value: torch.Tensor, target: torch.Tensor, source_config,
@@ -535,7 +505,6 @@ def fit_hf_state(model: HFVideoClassifier, state: dict[str, torch.Tensor], sourc
     ValueError naming it. Returns the report, one line per key that was not copied as is."""
     hf = model.hf
     own = hf.state_dict()
-    state = _renamed(state, own)
     new, report, unexpected, mismatched = {}, [], [], []
     for key, value in state.items():
         target = own.get(key)
@@ -590,10 +559,25 @@ def _preprocessing(folder: Path, config) -> dict:
 
 
 def read_hf_source(spec: str, *, local_files_only: bool = False):
-    """(folder, transformers config, state dict) of a source (`hf_folder`)."""
+    """(folder, transformers config, state dict in the model's own key names) of a source
+    (`hf_folder`). transformers reads the files (its key renames of older checkpoints
+    included) with weights_only=True from the local folder, never running code from it; a
+    key it would leave missing, unexpected or of another shape is a ValueError, where
+    transformers would only warn."""
     folder = hf_folder(spec, local_files_only=local_files_only)
     config = hf_config_from_dict(json.loads((folder / "config.json").read_text()))
-    return folder, config, read_hf_weights(folder)
+    safetensors = check_weights_file(folder)
+    cls = getattr(_transformers(), FAMILIES[config.model_type])
+    model, info = cls.from_pretrained(folder, config=config, local_files_only=True,
+                                      use_safetensors=safetensors, weights_only=True,
+                                      output_loading_info=True)
+    problems = {k: list(info.get(k) or []) for k in ("missing_keys", "unexpected_keys",
+                                                      "mismatched_keys")}
+    if any(problems.values()):
+        shown = "; ".join(f"{len(v)} {k.replace('_', ' ')} (e.g. {v[:3]})"
+                          for k, v in problems.items() if v)
+        raise ValueError(f"weights {spec} do not fit {cls.__name__} of their own config: {shown}")
+    return folder, config, model.state_dict()
 
 
 def load_hf_source(spec: str, *, local_files_only: bool = False
