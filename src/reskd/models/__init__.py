@@ -123,7 +123,8 @@ def build_model(arch: str, *, num_classes: int, block: str = _MODEL.block,
     - "hf": a Hugging Face transformers video classifier (`reskd.models.hf`) built from
       `hf_config` (a transformers config as a dict, what a checkpoint stores) and/or loaded
       from `pretrained` (a save_pretrained folder or `hf:ORG/NAME`; its config is used when
-      `hf_config` is not given). `num_classes` sets the classifier's outputs.
+      `hf_config` is not given; with neither, VideoMAE-B's layout, randomly initialised).
+      `num_classes` sets the classifier's outputs.
 
     `fc_init_std` is the classifier's init std (every arch); `dropout_at` ("frame" or
     "clip", `reskd.models.tsn`) where a TSN/TSM head drops out. Their defaults (0.01, "frame")

@@ -73,6 +73,7 @@ FAMILIES = {
     "vjepa2": "VJEPA2ForVideoClassification",
 }
 CLASS_TOKEN_FAMILIES = ("timesformer", "vivit")
+DEFAULT_FAMILY = "videomae"  # arch "hf" without hf_config or pretrained: VideoMAE-B's layout
 INSTALL_HINT = "pip install 'reskd[hf]' (transformers>=5, safetensors>=0.4)"
 
 
@@ -366,7 +367,8 @@ def vivit_positions(table: torch.Tensor, grid: tuple[int, int, int],
 def build_hf_model(hf_config: dict | None, *, num_classes: int | None = None,
                    pretrained: str = "") -> HFVideoClassifier:
     """A wrapped model from a config dict, randomly initialised, or filled with the weights
-    of `pretrained` (a source, below; its config is used when `hf_config` is None). The
+    of `pretrained` (a source, below; its config is used when `hf_config` is None; with
+    neither, transformers' default VideoMAE config, VideoMAE-B 16x224). The
     classifier has `num_classes` outputs when given (else the config's); weights with another
     class count leave it initialised. A config of another input size or clip length than the
     weights' gets their position tables resized (`fit_hf_state`)."""
@@ -378,9 +380,8 @@ def build_hf_model(hf_config: dict | None, *, num_classes: int | None = None,
         _, source, state = read_hf_source(pretrained)
         if hf_config is None:
             hf_config = config_dict(source)
-    if hf_config is None:
-        raise ValueError("arch 'hf' needs hf_config (a transformers config as a dict) or "
-                         "model.pretrained (a save_pretrained folder or hf:ORG/NAME)")
+    if hf_config is None:  # arch "hf" alone: the VideoMAE-B layout, randomly initialised
+        hf_config = {"model_type": DEFAULT_FAMILY}
     if num_classes is not None:
         hf_config = with_num_classes(hf_config, num_classes)
     config = hf_config_from_dict(hf_config)
@@ -556,6 +557,13 @@ def _preprocessing(folder: Path, config) -> dict:
     mean = processor.get("image_mean") or list(IMAGENET_MEAN)
     std = processor.get("image_std") or list(IMAGENET_STD)
     return {"size": int(size), "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+
+
+def hf_source_config(spec: str) -> dict:
+    """The transformers config (as a dict, what model_kwargs["hf_config"] holds) of a source,
+    without reading its weights: what a run records so its checkpoint rebuilds offline."""
+    folder = hf_folder(spec)
+    return config_dict(hf_config_from_dict(json.loads((folder / "config.json").read_text())))
 
 
 def read_hf_source(spec: str, *, local_files_only: bool = False):
