@@ -51,8 +51,9 @@ def feature_kd(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor
     if f_student.shape[:3] != f_teacher.shape[:3]:
         raise ValueError(
             f"feature KD needs student and teacher maps with the same (N, T', C); got student "
-            f"{tuple(f_student.shape)} and teacher {tuple(f_teacher.shape)}: for a teacher of "
-            f"another width or time steps, add a learned connector (distill.connector=conv; "
+            f"{tuple(f_student.shape)} and teacher {tuple(f_teacher.shape)} (channel counts "
+            f"{f_student.shape[2]} (student) and {f_teacher.shape[2]} (teacher)): for a teacher "
+            f"of another width or time steps, add a learned connector (distill.connector=conv; "
             f"Python: Distiller(..., connector=\"conv\")) or use clip-level logit KD")
     f_student = resize_features(f_student.float(), tuple(f_teacher.shape[-2:]))
     return F.mse_loss(f_student, f_teacher.float())
