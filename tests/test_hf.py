@@ -170,7 +170,7 @@ def test_videomae_table_rebuilt():
     table = model.position_table(n)
     assert table.shape == (1, n, 32)
     assert torch.allclose(table, get_sinusoid_encoding_table(n, 32), atol=1e-6)
-    assert torch.allclose(sincos_table(1568, 768), get_sinusoid_encoding_table(1568, 768)[0],
+    assert torch.allclose(sincos_table(392, 96), get_sinusoid_encoding_table(392, 96)[0],
                           atol=1e-6)
 
 
@@ -288,3 +288,36 @@ def test_published_checkpoint_from_cache(monkeypatch):
     with torch.no_grad():
         assert torch.allclose(model(x), hf_logits(own, x), atol=1e-4)
 
+
+
+def test_cli_distill_from_an_hf_teacher_folder(tmp_path):
+    """`reskd distill` with distill.teacher=<save_pretrained folder>: its size, frames, mean/std
+    and class names travel with it, and clip-level logit KD distils from its head."""
+    import subprocess
+    import sys
+
+    from conftest import sets, write_data_config
+    from reskd.data.synth import make_synth_dataset
+
+    data = tmp_path / "data"
+    make_synth_dataset(data, seed=1, num_train=16, num_val=8, workers=1)
+    names = (data / "classes.txt").read_text().split()
+    config = transformers.VideoMAEConfig(
+        image_size=64, patch_size=16, num_frames=2, tubelet_size=2, hidden_size=32,
+        num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        id2label=dict(enumerate(names)))
+    transformers.VideoMAEForVideoClassification(config).save_pretrained(tmp_path / "teacher")
+    tiny = ["model.arch=resnet", "model.block=basic", "model.layers=[1,1,1,1]",
+            "model.widths=[8,8,16,16]", "model.stem=small", "data.num_segments=2",
+            "data.short_side_ratio=1.0", "data.batch_size=8", "data.workers=0",
+            "optim.epochs=1", "runtime.progress=false", "data.size=32",
+            f"runtime.out={tmp_path / 'student'}", f"distill.teacher={tmp_path / 'teacher'}",
+            "distill.alpha=0", "distill.clip_kd=1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "reskd", "distill",
+         str(write_data_config(tmp_path / "tiny.yaml", data)), *sets(*tiny)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "from a 64px teacher" in proc.stdout
+    record = json.loads((tmp_path / "student" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["clip_kd"] > 0

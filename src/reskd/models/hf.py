@@ -575,10 +575,17 @@ def read_hf_source(spec: str, *, local_files_only: bool = False):
     folder = hf_folder(spec, local_files_only=local_files_only)
     config = hf_config_from_dict(json.loads((folder / "config.json").read_text()))
     safetensors = check_weights_file(folder)
-    cls = getattr(_transformers(), FAMILIES[config.model_type])
-    model, info = cls.from_pretrained(folder, config=config, local_files_only=True,
-                                      use_safetensors=safetensors, weights_only=True,
-                                      output_loading_info=True)
+    transformers = _transformers()
+    cls = getattr(transformers, FAMILIES[config.model_type])
+    bar = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # its per-tensor bar says nothing here
+    try:
+        model, info = cls.from_pretrained(folder, config=config, local_files_only=True,
+                                          use_safetensors=safetensors, weights_only=True,
+                                          output_loading_info=True)
+    finally:
+        if bar:
+            transformers.utils.logging.enable_progress_bar()
     problems = {k: list(info.get(k) or []) for k in ("missing_keys", "unexpected_keys",
                                                       "mismatched_keys")}
     if any(problems.values()):
