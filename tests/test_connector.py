@@ -89,3 +89,42 @@ def test_distill_from_a_wider_teacher_with_a_connector(tmp_path):
     resumed = reskd_cli("distill", str(config), *sets(*distil, "distill.connector=conv",
                                                       "optim.epochs=3"), "--resume")
     assert "epoch 3" in resumed.stdout + resumed.stderr
+
+
+@pytest.mark.slow
+def test_the_worked_path_videomae_teacher_to_a_cnn_student_and_onnx(tmp_path):
+    """docs/cross-family.md on a tiny scale: a VideoMAE teacher folder (hidden 32, T' = T/2)
+    -> a ResNet student (16 channels, T' = T) by feature KD through the connector, exported
+    to ONNX with its parity check; and a VideoMAE student from that folder on the command
+    line (model.arch=hf), tested after the folder is gone."""
+    transformers = pytest.importorskip("transformers")
+    import json
+    import shutil
+
+    from reskd.data.synth import make_synth_dataset
+
+    data = make_synth_dataset(tmp_path / "data", seed=1, num_train=16, num_val=8, workers=1)
+    names = (Path(data["root"]) / "classes.txt").read_text().split()
+    config = transformers.VideoMAEConfig(
+        image_size=64, patch_size=16, num_frames=2, tubelet_size=2, hidden_size=32,
+        num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        id2label=dict(enumerate(names)))
+    folder = tmp_path / "videomae"
+    transformers.VideoMAEForVideoClassification(config).save_pretrained(folder)
+    yaml = write_data_config(tmp_path / "tiny.yaml", Path(data["root"]))
+    common = [*TINY, "optim.epochs=1", "data.size=32", f"distill.teacher={folder}"]
+    cnn = tmp_path / "cnn"
+    reskd_cli("distill", str(yaml), *sets(*common, NARROW, f"runtime.out={cnn}",
+                                         "distill.connector=conv"))
+    record = json.loads((cnn / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["feature_kd"] > 0
+    export = reskd_cli("export", "--checkpoint", str(cnn / "model.pt"), "--out",
+                       str(tmp_path / "cnn.onnx"))
+    assert json.loads(export.stdout)["max_abs_diff"] < 1e-4
+    hf = tmp_path / "hf_student"
+    data_only = [s for s in common if not s.startswith("model.")]
+    reskd_cli("distill", str(yaml), *sets(*data_only, "model.arch=hf",
+                                         f"model.pretrained={folder}", f"runtime.out={hf}"))
+    shutil.rmtree(folder)  # the student's checkpoint rebuilds from its recorded config
+    test = reskd_cli("test", str(yaml), "--checkpoint", str(hf / "model.pt"), "--json")
+    assert json.loads(test.stdout)["size"] == 32

@@ -44,6 +44,7 @@ from reskd.engine.runtime import (
 )
 from reskd.engine.train import train
 from reskd.models import ARCH_OPTIONS, build_from_kwargs, load_model_checkpoint
+from reskd.models.hf import hf_source_config
 from reskd.models.imports import (
     Renormalized,
     check_classes,
@@ -79,7 +80,10 @@ def model_kwargs(cfg: Config, num_classes: int) -> dict:
             "num_segments": cfg.data.clip_len or cfg.data.num_segments,
             # the any-resolution student's BatchNorm per size (reskd.models.size_bn)
             **({"bn_sizes": sorted(cfg.distill.student_sizes)}
-               if cfg.distill.student_sizes and cfg.distill.size_bn == "private" else {})}
+               if cfg.distill.student_sizes and cfg.distill.size_bn == "private" else {}),
+            # a Hugging Face student's transformers config, so its checkpoint rebuilds offline
+            **({"hf_config": hf_source_config(m.pretrained)}
+               if m.arch == "hf" and m.pretrained else {})}
 
 
 def distiller_for(cfg: Config, teacher: torch.nn.Module, student: torch.nn.Module) -> Distiller:
