@@ -214,9 +214,11 @@ def load_teacher(cfg: Config, num_classes: int, student_kwargs: dict, log=print)
         raise ValueError(
             f"teacher {ckpt['model_kwargs']['arch']} has {teacher.feature_channels} feature "
             f"channels but student {student_kwargs['arch']} has {student_channels}; feature KD "
-            f"needs equal channel counts: add a learned connector (--set "
-            f"distill.connector=conv), or use clip-level logit KD (--set distill.alpha=0 --set "
-            f"distill.clip_kd=1)")
+            f"needs equal channel counts. Use pixel-level logit KD (--set distill.alpha=0 --set "
+            f"distill.pixel_logit_kd=500; the best measured for such pairs, docs/results.md), "
+            f"clip-level logit KD for a class-token teacher (--set distill.alpha=0 --set "
+            f"distill.clip_kd=1), or feature KD through a learned connector (--set "
+            f"distill.connector=conv)")
     size = cfg.distill.teacher_size or ckpt["size"]
     if size is None:
         size = 224

@@ -53,8 +53,9 @@ def feature_kd(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor
             f"feature KD needs student and teacher maps with the same (N, T', C); got student "
             f"{tuple(f_student.shape)} and teacher {tuple(f_teacher.shape)} (channel counts "
             f"{f_student.shape[2]} (student) and {f_teacher.shape[2]} (teacher)): for a teacher "
-            f"of another width or time steps, add a learned connector (distill.connector=conv; "
-            f"Python: Distiller(..., connector=\"conv\")) or use clip-level logit KD")
+            f"of another width or time steps, use pixel-level logit KD (feature=0, "
+            f"pixel_logit=500: the best measured for such pairs, docs/results.md), or a learned "
+            f"connector (distill.connector=conv; Python: Distiller(..., connector=\"conv\"))")
     f_student = resize_features(f_student.float(), tuple(f_teacher.shape[-2:]))
     return F.mse_loss(f_student, f_teacher.float())
 
