@@ -118,6 +118,11 @@ def test_the_worked_path_videomae_teacher_to_a_cnn_student_and_onnx(tmp_path):
                                          "distill.connector=conv"))
     record = json.loads((cnn / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["feature_kd"] > 0
+    pixel = tmp_path / "cnn_pixel"  # the loss measured best for such pairs (docs/results.md)
+    reskd_cli("distill", str(yaml), *sets(*common, NARROW, f"runtime.out={pixel}",
+                                         "distill.alpha=0", "distill.pixel_logit_kd=500"))
+    record = json.loads((pixel / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["pixel_logit_kd"] > 0
     export = reskd_cli("export", "--checkpoint", str(cnn / "model.pt"), "--out",
                        str(tmp_path / "cnn.onnx"))
     assert json.loads(export.stdout)["max_abs_diff"] < 1e-4
@@ -128,3 +133,17 @@ def test_the_worked_path_videomae_teacher_to_a_cnn_student_and_onnx(tmp_path):
     shutil.rmtree(folder)  # the student's checkpoint rebuilds from its recorded config
     test = reskd_cli("test", str(yaml), "--checkpoint", str(hf / "model.pt"), "--json")
     assert json.loads(test.stdout)["size"] == 32
+
+
+def test_pixel_logit_kd_meets_a_tubelet_teacher_in_time():
+    """A tubelet-2 teacher has T/2 time steps: the student's pixel logits are resampled to
+    them, i.e. each pair of frames averaged (classifying the pair's mean feature)."""
+    from reskd.distill.losses import pixel_logit_kd
+
+    student = torch.randn(2, 4, 5, 2, 2)  # (N, T, K, h, w)
+    teacher = torch.randn(2, 2, 5, 4, 4)  # (N, T/2, K, H, W)
+    pairs = (student[:, 0::2] + student[:, 1::2]) / 2
+    assert pixel_logit_kd(student, teacher, 4.0).item() == pytest.approx(
+        pixel_logit_kd(pairs, teacher, 4.0).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="same N and K"):
+        pixel_logit_kd(student, torch.randn(2, 2, 7, 4, 4), 4.0)

@@ -128,7 +128,7 @@ def test_bad_inputs_are_value_errors():
         clip_kd(_logits(2, 5), _logits(2, 6))
     with pytest.raises(ValueError, match=r"\(N, T, K\)"):
         frame_kd(_logits(2, 3, 5), _logits(2, 4, 5))
-    with pytest.raises(ValueError, match="same \\(N, T, K\\)"):
+    with pytest.raises(ValueError, match="same N and K"):  # T may differ (tubelets)
         pixel_logit_kd(_logits(1, 2, 5, 2, 2), _logits(1, 2, 6, 4, 4))
     with pytest.raises(ValueError, match="reduction"):
         pixel_logit_kd(_logits(1, 2, 5, 2, 2), _logits(1, 2, 5, 4, 4), reduction="paper")

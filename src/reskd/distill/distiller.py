@@ -13,11 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from reskd.config import CONNECTORS, PIXEL_LOGIT_REDUCTIONS, TEACHER_BN, DistillConfig
-from reskd.distill.losses import classification_loss, clip_kd, feature_kd, frame_kd, pixel_logit_kd
+from reskd.distill.losses import (
+    classification_loss,
+    clip_kd,
+    feature_kd,
+    frame_kd,
+    pixel_logit_kd,
+    resample_time,
+)
 from reskd.models.size_bn import set_size
 
 
@@ -130,11 +136,8 @@ class Connector(nn.Module):
         self.proj = nn.Conv3d(student_channels, teacher_channels, kernel_size=1)
 
     def forward(self, f_student: torch.Tensor, teacher_steps: int) -> torch.Tensor:
-        x = self.proj(f_student.transpose(1, 2))  # (N, C_t, T', h, w)
-        if x.shape[2] != teacher_steps:
-            x = F.interpolate(x, size=(teacher_steps, *x.shape[-2:]), mode="trilinear",
-                              align_corners=False)  # time only: h, w unchanged
-        return x.transpose(1, 2)  # (N, T_t, C_t, h, w)
+        x = self.proj(f_student.transpose(1, 2)).transpose(1, 2)  # (N, T', C_t, h, w)
+        return resample_time(x, teacher_steps)  # (N, T_t, C_t, h, w)
 
 
 def student_loss(student: nn.Module, student_x: torch.Tensor, labels: torch.Tensor,

@@ -38,6 +38,16 @@ def resize_features(f: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return g.unflatten(0, (n, t))  # (N, T, C, H', W')
 
 
+def resample_time(f: torch.Tensor, steps: int) -> torch.Tensor:
+    """(N, T, C, h, w) -> (N, steps, C, h, w), linear in time (align_corners False: for half
+    the steps, the mean of each pair of frames, as a tubelet-2 transformer groups them)."""
+    if f.shape[1] == steps:
+        return f
+    x = f.transpose(1, 2)  # (N, C, T, h, w)
+    x = F.interpolate(x, size=(steps, *x.shape[-2:]), mode="trilinear", align_corners=False)
+    return x.transpose(1, 2)  # (N, steps, C, h, w)
+
+
 def feature_kd(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor:
     """Pixel-level feature KD (paper Eq. 1): MSE(f_t, Phi(f_s)), mean over every element."""
     for name, f in (("student", f_student), ("teacher", f_teacher)):
@@ -111,10 +121,11 @@ def pixel_logit_kd(student_pixel_logits: torch.Tensor, teacher_pixel_logits: tor
                    T: float = 4.0, reduction: str = "mean") -> torch.Tensor:
     """Pixel-level logit KD (Appendix A.1): the classifier at every position of the pre-pool map.
 
-    Student (N, T, K, h, w) logits are resized bilinearly (Phi) to the teacher's (H, W); then
-    T^2 * KL(teacher || student) over the K classes at each position. Resizing logits equals
-    classifying resized features (the released code's order): the classifier is linear and
-    bilinear weights sum to one.
+    Student (N, T, K, h, w) logits are resized bilinearly (Phi) to the teacher's (H, W), and
+    resampled linearly in time to the teacher's T' when it has other time steps (a tubelet-2
+    transformer teacher: T / 2); then T^2 * KL(teacher || student) over the K classes at each
+    position. Resizing logits equals classifying resized features (the released code's order):
+    the classifier is linear and the interpolation weights sum to one.
 
     reduction: "mean" averages over every element, positions and classes (KLDivLoss
     reduction='mean', the authors' code: the convention the paper's alpha = 500, T = 4 is set
@@ -126,13 +137,15 @@ def pixel_logit_kd(student_pixel_logits: torch.Tensor, teacher_pixel_logits: tor
         raise ValueError(f"pixel_logit_kd: reduction must be one of "
                          f"{', '.join(PIXEL_LOGIT_REDUCTIONS)}, got {reduction!r}")
     if (student_pixel_logits.dim() != 5 or teacher_pixel_logits.dim() != 5
-            or student_pixel_logits.shape[:3] != teacher_pixel_logits.shape[:3]):
-        raise ValueError(f"pixel-level logit KD needs (N, T, K, h, w) student and (N, T, K, H, W) "
-                         f"teacher logits with the same (N, T, K) (`model.pixel_logits(f)`); got "
+            or student_pixel_logits.shape[0] != teacher_pixel_logits.shape[0]
+            or student_pixel_logits.shape[2] != teacher_pixel_logits.shape[2]):
+        raise ValueError(f"pixel-level logit KD needs (N, T, K, h, w) student and (N, T', K, H, W) "
+                         f"teacher logits with the same N and K (`model.pixel_logits(f)`); got "
                          f"{tuple(student_pixel_logits.shape)} and "
                          f"{tuple(teacher_pixel_logits.shape)}")
     size = tuple(teacher_pixel_logits.shape[-2:])
-    s = resize_features(student_pixel_logits.float(), size)  # (N, T, K, H, W)
+    s = resample_time(student_pixel_logits.float(), teacher_pixel_logits.shape[1])
+    s = resize_features(s, size)  # (N, T', K, H, W)
     kl = _soft_kl(s.movedim(2, -1), teacher_pixel_logits.movedim(2, -1), T)  # (N, T, H, W)
     loss = kl.mean() * T * T
     return loss / student_pixel_logits.shape[2] if reduction == "mean" else loss
